@@ -1,0 +1,5 @@
+import sys
+
+from dclm.cli import main
+
+sys.exit(main())

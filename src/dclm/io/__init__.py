@@ -1,0 +1,23 @@
+"""Reading and writing page shards: jsonl(.gz/.zst) and parquet, local paths and fsspec URLs."""
+
+from dclm.io.pages import (
+    PAGE_SUFFIXES,
+    Shard,
+    atomic_open,
+    iter_pages,
+    list_shards,
+    read_pages,
+    shard_suffix,
+    write_pages,
+)
+
+__all__ = [
+    "PAGE_SUFFIXES",
+    "Shard",
+    "atomic_open",
+    "iter_pages",
+    "list_shards",
+    "read_pages",
+    "shard_suffix",
+    "write_pages",
+]
