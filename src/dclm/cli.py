@@ -18,7 +18,6 @@ from dclm.errors import DclmError
 # verb modules, in the order `dclm --help` lists them
 VERB_MODULES = (
     "dclm.pipeline.cli",
-    "dclm.demo.cli",
 )
 
 

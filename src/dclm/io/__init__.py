@@ -4,10 +4,12 @@ from dclm.io.pages import (
     PAGE_SUFFIXES,
     Shard,
     atomic_open,
+    encode_pages,
     iter_pages,
     list_shards,
     read_pages,
     shard_suffix,
+    write_bytes,
     write_pages,
 )
 
@@ -15,9 +17,11 @@ __all__ = [
     "PAGE_SUFFIXES",
     "Shard",
     "atomic_open",
+    "encode_pages",
     "iter_pages",
     "list_shards",
     "read_pages",
     "shard_suffix",
+    "write_bytes",
     "write_pages",
 ]

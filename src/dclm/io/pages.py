@@ -53,7 +53,8 @@ class Shard:
         return self.rel[: len(self.rel) - len(self.suffix)]
 
 
-def _fs(url: str):
+def url_to_fs(url: str):
+    """(filesystem, path) for a local path or fsspec URL; a bad URL is a one-line error."""
     try:
         fs, path = fsspec.core.url_to_fs(url)
     except (ValueError, ImportError) as e:
@@ -74,7 +75,7 @@ def list_shards(inputs: str | Iterable[str]) -> list[Shard]:
         inputs = [inputs]
     shards: dict[str, Shard] = {}
     for inp in inputs:
-        fs, root = _fs(inp)
+        fs, root = url_to_fs(inp)
         if not fs.exists(root):
             raise DclmError(f"input not found: {inp}")
         if fs.isdir(root):
@@ -119,7 +120,7 @@ def _zstd_chunks(raw, url: str) -> Iterator[bytes]:
 
 
 def _raw_chunks(url: str) -> Iterator[bytes]:
-    fs, path = _fs(url)
+    fs, path = url_to_fs(url)
     try:
         f = fs.open(path, "rb")
     except FileNotFoundError:
@@ -204,7 +205,7 @@ def iter_pages(url: str, on_reject: RejectFn | None = None, text_key: str | None
 def _iter_parquet(url: str, on_reject: RejectFn | None, text_key: str | None) -> Iterator[dict]:
     import pyarrow.parquet as pq
 
-    fs, path = _fs(url)
+    fs, path = url_to_fs(url)
     try:
         with fs.open(path, "rb") as f:
             pf = pq.ParquetFile(f)
@@ -234,7 +235,7 @@ def read_pages(url: str, on_reject: RejectFn | None = None, text_key: str | None
 @contextlib.contextmanager
 def atomic_open(url: str, mode: str = "wb"):
     """Open `url` for writing; the file appears under its final name only if the block succeeds."""
-    fs, path = _fs(url)
+    fs, path = url_to_fs(url)
     parent = posixpath.dirname(path)
     if parent:
         fs.makedirs(parent, exist_ok=True)
@@ -264,21 +265,31 @@ def encode_jsonl(pages: Iterable[Any]) -> bytes:
     return b"".join(dumps_page(p) + b"\n" for p in pages)
 
 
-def write_pages(url: str, pages: Iterable[dict]) -> int:
-    """Write pages atomically in the format the suffix names; returns the number written."""
-    pages = list(pages)
+def encode_pages(pages: list[dict], url: str) -> bytes:
+    """The bytes `write_pages` would write for `pages` at `url` (format chosen by its suffix)."""
     if url.endswith(".parquet"):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.Table.from_pylist(pages) if pages else pa.table({})
+        try:
+            table = pa.Table.from_pylist(pages) if pages else pa.table({})
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+            raise DclmError(f"{url}: pages do not fit one parquet schema ({e}); write .jsonl.zst instead") from None
         buf = io.BytesIO()
         pq.write_table(table, buf)
-        data = buf.getvalue()
-    else:
-        data = compress(encode_jsonl(pages), url)
+        return buf.getvalue()
+    return compress(encode_jsonl(pages), url)
+
+
+def write_bytes(url: str, data: bytes) -> None:
     with atomic_open(url, "wb") as f:
         f.write(data)
+
+
+def write_pages(url: str, pages: Iterable[dict]) -> int:
+    """Write pages atomically in the format the suffix names; returns the number written."""
+    pages = list(pages)
+    write_bytes(url, encode_pages(pages, url))
     return len(pages)
 
 

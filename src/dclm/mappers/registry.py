@@ -12,6 +12,7 @@ directory, which is how DCLM resolves user code).
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib
 import importlib.util
 import os
@@ -79,7 +80,9 @@ def load_module(spec: str):
         path = os.path.abspath(spec)
         if not os.path.isfile(path):
             raise DclmError(f"mapper module not found: {spec}")
-        modname = "dclm_user_" + os.path.splitext(os.path.basename(path))[0]
+        modname = "dclm_user_" + hashlib.sha1(path.encode()).hexdigest()[:8] + "_" + os.path.splitext(os.path.basename(path))[0]
+        if modname in sys.modules:
+            return sys.modules[modname]
         mspec = importlib.util.spec_from_file_location(modname, path)
         mod = importlib.util.module_from_spec(mspec)
         sys.modules[modname] = mod
@@ -91,12 +94,11 @@ def load_module(spec: str):
         raise DclmError(f"cannot import mapper module {spec!r}: {e}") from None
 
 
-def _load_dotted(name: str) -> Callable:
+def _load_dotted(name: str, base_dir: str | None) -> Callable:
     if name.startswith("."):
         raise DclmError(f"relative func paths are not allowed: {name!r}")
     modpath, _, attr = name.rpartition(".")
-    mod = None
-    candidate = os.path.join(os.getcwd(), *modpath.split(".")) + ".py"
+    candidate = os.path.join(base_dir or os.getcwd(), *modpath.split(".")) + ".py"
     if os.path.isfile(candidate):
         mod = load_module(candidate)
     else:
@@ -109,15 +111,18 @@ def _load_dotted(name: str) -> Callable:
     return getattr(mod, attr)
 
 
-def get(name: str) -> Callable:
-    """The mapper (or factory) called `name`; unknown names give a one-line error with close matches."""
+def get(name: str, base_dir: str | None = None) -> Callable:
+    """The mapper (or factory) called `name`; unknown names give a one-line error with close matches.
+
+    A dotted `pkg.mod.fn` is looked up as the file `pkg/mod.py` under `base_dir` (default: the working
+    directory), then as an importable module."""
     if name in _registered:
         return _registered[name]
     catalogue = _load_catalogue()
     if name in catalogue:
         return catalogue[name]
     if "." in name:
-        return _load_dotted(name)
+        return _load_dotted(name, base_dir)
     close = difflib.get_close_matches(name, names(), n=3, cutoff=0.6)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     raise DclmError(f"unknown func {name!r}{hint}")
