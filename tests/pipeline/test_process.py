@@ -150,16 +150,21 @@ def test_bad_shards_fail_alone_with_a_clear_message(workdir, capsys, make_shards
     make_shards(workdir / "in", 3, 20)
     broken = workdir / "in/part0/shard_001.jsonl.gz"
     broken.write_bytes(broken.read_bytes()[:-30])
-    (workdir / "in/part0/shard_002.jsonl.gz").write_bytes(gzip.compress(b'{"id": 1, "text": "ok"}\n{oops\n\xff\xfe\n'))
+    (workdir / "in/part0/shard_002.jsonl.gz").write_bytes(gzip.compress(
+        b'{"id": 1, "text": "ok"}\n{oops\n\xff\xfe\n{"id": 4}\n{"id": 5, "text": 7}\n'))
+    (workdir / "in/part0/shard_003.jsonl").symlink_to(workdir / "gone.jsonl")
     (workdir / "p.yaml").write_text(CONFIG)
     rc = main(["process", "--config", "p.yaml", "--input", "in", "--output", "out", "--workers", "1", "--no-progress"])
     assert rc == 1
     out = capsys.readouterr().out
     assert "shard part0/shard_001.jsonl.gz failed" in out and "truncated gzip" in out
+    assert "shard part0/shard_003.jsonl failed" in out and "not found" in out
     assert (workdir / "out/p/processed_data/part0/shard_000_processed.jsonl.gz").exists()
     rejects = records(workdir / "out/p/rejects/part0/shard_002_rejects.jsonl")
-    assert [(r["step"], r["line"]) for r in rejects] == [("read", 2), ("read", 3)]
+    assert [(r["step"], r.get("line")) for r in rejects] == [
+        ("read", 2), ("read", 3), ("usermappers.flaky", None), ("usermappers.flaky", None)]
     assert "invalid UTF-8" in rejects[1]["error"]
+    assert rejects[2]["error"] == "KeyError: 'text'" and "TypeError" in rejects[3]["error"]
 
 
 @pytest.mark.parametrize("yaml_text, message", [
