@@ -182,10 +182,11 @@ def _run(job: ShardJob) -> ShardResult:
     if commits and commits[-1].get("steps_digest") != steps_digest(job.all_steps[:done]):
         raise DclmError(f"{job.stats_url}: existing output was made with a different config; rerun with --overwrite")
     if done >= end:
-        if _output_intact(job.output_url, commits[-1]):
-            mine = [r for r in records if r.get("step_index", -1) >= start and "pages_in" in r]
+        own = [c for c in commits if c["committed_through"] == end]  # this chunk's final commit
+        if own and _output_intact(job.output_url, own[-1]):
+            mine = [r for r in records if start <= r.get("step_index", -1) < end and "pages_in" in r]
             return ShardResult(job.rel, "skipped", step_records=mine, pages_in=mine[0]["pages_in"] if mine else 0,
-                               pages_out=commits[-1]["pages"])
+                               pages_out=own[-1]["pages"])
         done = start
     pages: list[dict] | None = None
     if start < done < end:

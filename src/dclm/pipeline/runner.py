@@ -13,9 +13,9 @@ an input that is never modified, so any interrupted run can be resumed and gives
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -255,12 +255,9 @@ def _run_global(chunk: Chunk, shards: list[Shard], layout: _Layout, pipeline: Pi
     step = chunk.steps[0]
     marker = f"{layout.root}/work/chunk_{chunk.index:02d}/_DONE.json"
     digest = steps_digest(pipeline.steps[: step.index + 1])
-    fs, mpath = url_to_fs(marker)
-    if fs.exists(mpath):
-        with fs.open(mpath, "rb") as f:
-            if orjson.loads(f.read()).get("steps_digest") == digest:
-                logger.info("global step %s already done; skipping", step.func)
-                return {"name": step.func, "working_dir": layout.root, "skipped": True}
+    if _global_done(marker, digest, step, shards, layout):
+        logger.info("global step %s already done; skipping", step.func)
+        return {"name": step.func, "working_dir": layout.root, "skipped": True}
     t0 = time.perf_counter()
     pages_by_shard = [read_pages(layout.input(s, chunk), text_key=None) for s in shards]
     new_pages, stats = run_global_step(step.func, step.kwargs, pages_by_shard)
@@ -269,8 +266,6 @@ def _run_global(chunk: Chunk, shards: list[Shard], layout: _Layout, pipeline: Pi
         data = encode_pages(after, layout.out(shard, chunk))
         write_bytes(layout.out(shard, chunk), data)
         records = truncate_to_commit(read_jsonl_records(layout.stats(shard)), step.index)
-        import hashlib
-
         records.append({"name": step.func, "step_index": step.index, "pages_in": len(before), "pages_out": len(after),
                         "removed": len(before) - len(after), "kept": len(after), "split": 0, "errors": 0,
                         "secs": secs / max(1, len(shards)), "global": True})
@@ -279,6 +274,21 @@ def _run_global(chunk: Chunk, shards: list[Shard], layout: _Layout, pipeline: Pi
         write_jsonl_records(layout.stats(shard), records)
     write_bytes(marker, orjson.dumps({"steps_digest": digest, **{k: v for k, v in stats.items() if isinstance(v, (int, float, str))}}))
     return {"name": step.func, "working_dir": layout.root, **stats}
+
+
+def _global_done(marker: str, digest: str, step, shards: list[Shard], layout: _Layout) -> bool:
+    """The marker matches this config and every shard's stats hold the step's commit."""
+    fs, mpath = url_to_fs(marker)
+    if not fs.exists(mpath):
+        return False
+    with fs.open(mpath, "rb") as f:
+        if orjson.loads(f.read()).get("steps_digest") != digest:
+            return False
+    for s in shards:
+        commits = [r for r in read_jsonl_records(layout.stats(s)) if r.get("name") == "commit"]
+        if not any(c["committed_through"] == step.index + 1 for c in commits):
+            return False
+    return True
 
 
 def _count_final_pages(shards: list[Shard], layout: _Layout, pipeline: Pipeline) -> int:
