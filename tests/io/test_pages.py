@@ -97,3 +97,11 @@ def test_memory_fs_is_isolated_per_test():
     fsspec.filesystem("memory").rm("/dclm-test", recursive=True) if fsspec.filesystem("memory").exists("/dclm-test") else None
     write_pages("memory://dclm-test/z.jsonl", [{"text": "a"}])
     assert orjson.loads(fsspec.open("memory://dclm-test/z.jsonl", "rb").open().read()) == {"text": "a"}
+
+
+def test_inputs_with_the_same_relative_path_are_refused(tmp_path):
+    write_pages(str(tmp_path / "a" / "x.jsonl"), PAGES[:1])
+    write_pages(str(tmp_path / "b" / "x.jsonl"), PAGES[:1])
+    with pytest.raises(DclmError, match="same relative path 'x.jsonl'"):
+        list_shards([str(tmp_path / "a"), str(tmp_path / "b")])
+    assert len(list_shards([str(tmp_path / "a"), str(tmp_path / "a" / "x.jsonl")])) == 1

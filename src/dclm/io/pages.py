@@ -82,13 +82,21 @@ def list_shards(inputs: str | Iterable[str]) -> list[Shard]:
             found = [p for p in fs.find(root) if shard_suffix(p)]
             for p in found:
                 rel = posixpath.relpath(p, root.rstrip("/") or "/") if p != root else posixpath.basename(p)
-                shards.setdefault(rel, Shard(rel=rel, url=_join(inp, p, fs)))
+                _add(shards, Shard(rel=rel, url=_join(inp, p, fs)))
         else:
             if not shard_suffix(root):
                 raise DclmError(f"not a page shard (expected one of {', '.join(PAGE_SUFFIXES)}): {inp}")
-            rel = posixpath.basename(root)
-            shards.setdefault(rel, Shard(rel=rel, url=_join(inp, root, fs)))
+            _add(shards, Shard(rel=posixpath.basename(root), url=_join(inp, root, fs)))
     return sorted(shards.values())
+
+
+def _add(shards: dict[str, Shard], shard: Shard) -> None:
+    """Outputs mirror relative paths, so two inputs with the same one would overwrite each other."""
+    other = shards.get(shard.rel)
+    if other is not None and other.url != shard.url:
+        raise DclmError(f"inputs {other.url} and {shard.url} have the same relative path {shard.rel!r}; "
+                        "their outputs would collide (pass their common parent directory instead)")
+    shards[shard.rel] = shard
 
 
 def _zstd_chunks(raw, url: str) -> Iterator[bytes]:

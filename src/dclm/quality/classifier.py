@@ -1,0 +1,121 @@
+"""The fastText quality classifier: finding and loading a model, and DCLM's P(hq) rule.
+
+`hq_probs` is the one scoring function: `dclm classifier score`, the in-pipeline enricher
+`classify_fasttext_hq_prob_enricher` and the held-out metrics of `dclm classifier train` all call it, so
+their scores are identical. It follows DCLM's `classify_fasttext_hq_prob` exactly: the text is joined to
+one line with `" ".join(text.strip().splitlines())`, fastText predicts the top-1 label, and the score is
+1 - p when that label is `__label__cc`, else p. Scoring is batched through fastText's `predict(list)`,
+which runs the same C++ `predictLine` as the single-string call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from typing import Any, Sequence
+
+from dclm.errors import DclmError
+
+logger = logging.getLogger(__name__)
+
+HQ_LABEL = "__label__hq"
+CC_LABEL = "__label__cc"
+DEFAULT_KEY = "fasttext_hq_prob"
+# where DCLM's enricher looks for `model_filename` (relative to the DCLM checkout, i.e. the working directory)
+DCLM_MODEL_DIR = "baselines/mappers/enrichers/quality_prediction_enrichment_models"
+
+_models: dict[tuple, Any] = {}
+_lock = threading.Lock()
+
+
+def preprocess(text: str) -> str:
+    """DCLM's input transform: strip, then join all lines with single spaces."""
+    return " ".join(text.strip().splitlines())
+
+
+def resolve_model(model_filename: str) -> str:
+    """The model file for `model_filename`: the path itself if it exists, else DCLM's model folder under the
+    working directory, else the dclm asset cache. A miss is a one-line error naming every place tried."""
+    model_filename = os.fspath(model_filename)
+    if os.path.isfile(model_filename):
+        return model_filename
+    tried = [model_filename]
+    dclm_path = os.path.join(DCLM_MODEL_DIR, model_filename)
+    tried.append(dclm_path)
+    if os.path.isfile(dclm_path):
+        return dclm_path
+    try:
+        from dclm.assets import assets_dir, resolve_asset
+    except ImportError:  # the asset cache is optional here: paths still work without it
+        resolve_asset = None
+    if resolve_asset is not None:
+        name = os.path.basename(model_filename)
+        try:
+            return os.fspath(resolve_asset(name))
+        except (DclmError, FileNotFoundError):
+            tried.append(os.fspath(assets_dir() / name))
+    raise DclmError(f"fastText model not found: {model_filename} (tried {', '.join(tried)})")
+
+
+def load_model(path: str):
+    """Load a fastText model once per process (cached by path, size and mtime)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DclmError(f"fastText model not found: {path}") from None
+    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    with _lock:
+        model = _models.get(key)
+        if model is None:
+            import fasttext
+
+            try:
+                model = fasttext.load_model(path)
+            except (ValueError, RuntimeError, MemoryError) as e:
+                raise DclmError(f"cannot load fastText model {path}: {e}") from None
+            labels = list(model.labels)
+            if not labels or model.f.getArgs().model.name != "supervised":
+                raise DclmError(f"{path} is not a supervised fastText classifier")
+            if CC_LABEL not in labels:
+                logger.warning("%s has no %s label (labels: %s); every top-1 probability is taken as P(hq)",
+                               path, CC_LABEL, ", ".join(labels[:5]))
+            _models[key] = model
+    return model
+
+
+def hq_probs(model, texts: Sequence[str]) -> list[float]:
+    """P(hq) for each text, by DCLM's rule, in one batched fastText call."""
+    lines = [preprocess(t) for t in texts]
+    if not lines:
+        return []
+    labels, probs = model.predict(lines, k=1)
+    out = []
+    for label, prob in zip(labels, probs):
+        if not label:
+            raise ValueError("fastText returned no label")
+        p = float(prob[0])
+        out.append(1.0 - p if label[0] == CC_LABEL else p)
+    return out
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fasttext_version() -> str:
+    """The installed distribution that provides the `fasttext` module, e.g. 'fasttext-numpy2-wheel 0.9.2'."""
+    from importlib import metadata
+
+    dists = metadata.packages_distributions().get("fasttext", [])
+    for name in dists:
+        try:
+            return f"{name} {metadata.version(name)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return "unknown"
