@@ -24,7 +24,16 @@ from dclm.errors import DclmError
 Mapper = Callable[..., list]
 
 # the modules holding DCLM's catalogue (baselines/mappers/**), searched for bare names
-CATALOGUE_MODULES: tuple[str, ...] = ("dclm.mappers.modifiers",)
+CATALOGUE_MODULES: tuple[str, ...] = (
+    "dclm.mappers.modifiers",
+    "dclm.mappers.source_modifiers",
+    "dclm.mappers.filters.content_filters",
+    "dclm.mappers.filters.metadata_filters",
+    "dclm.mappers.enrichers.counters",
+    "dclm.mappers.enrichers.language_id",
+    "dclm.mappers.enrichers.kenlm_perplexity",
+    "dclm.mappers.enrichers.quality",
+)
 
 _registered: dict[str, Callable] = {}
 _catalogue: dict[str, Callable] | None = None

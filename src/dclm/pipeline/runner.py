@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import posixpath
 import time
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -116,6 +117,7 @@ def run_process(
     root = f"{output.rstrip('/')}/{pipeline.name}"
     if overwrite:
         _clear(root)
+    _remove_orphan_temp_files(root)
     layout = _Layout(root, pipeline, output_format)
     workers = workers or os.cpu_count() or 1
     result = ProcessResult(output_dir=root, shards=len(shards))
@@ -163,6 +165,15 @@ def _clear(root: str) -> None:
         p = f"{path}/{sub}"
         if fs.exists(p):
             fs.rm(p, recursive=True)
+
+
+def _remove_orphan_temp_files(root: str) -> None:
+    """Temp files a killed run left behind (atomic writes that never reached their rename)."""
+    fs, path = url_to_fs(root)
+    if fs.exists(path):
+        for p in fs.find(path):
+            if posixpath.basename(p).startswith(".tmp-"):
+                fs.rm(p)
 
 
 def _execute(jobs: list[ShardJob], workers: int, ray: bool, ray_address: str | None, progress: bool, desc: str) -> list[ShardResult]:

@@ -1,0 +1,1 @@
+"""`dclm demo`: the whole curation loop on an embedded sample of web pages."""

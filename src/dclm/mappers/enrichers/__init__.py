@@ -1,0 +1,1 @@
+"""DCLM enrichers (baselines/mappers/enrichers): mappers that add keys to a page."""
