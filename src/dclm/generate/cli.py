@@ -1,0 +1,184 @@
+"""`dclm generate` and `dclm quantize`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from dclm.errors import DclmError
+
+CARD = {"max_new_tokens": 50, "temperature": 0.8, "top_p": 0.8, "repetition_penalty": 1.1}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="generate text with an open_lm/DCLM checkpoint",
+        description="Generate with a checkpoint in the apple/DCLM-7B layout (or one made by `dclm quantize`). "
+        "Defaults follow the DCLM-7B model card. One prompt streams to the terminal; several are batched "
+        "(left-padded) and printed as JSON lines.",
+    )
+    p.add_argument("--model", required=True, help="model directory (config.json + safetensors)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--prompt", help="one prompt")
+    src.add_argument("--prompts-file", help="prompts, one per line (.txt) or JSON lines with a 'prompt' or 'text' field")
+    p.add_argument("--max-new-tokens", type=int, default=CARD["max_new_tokens"], help="tokens to generate per prompt (default 50)")
+    p.add_argument("--temperature", type=float, default=CARD["temperature"], help="sampling temperature (default 0.8)")
+    p.add_argument("--top-p", type=float, default=CARD["top_p"], help="nucleus sampling mass (default 0.8; 1 = off)")
+    p.add_argument("--top-k", type=int, default=0, help="keep only the k most likely tokens (default 0 = off)")
+    p.add_argument("--repetition-penalty", type=float, default=None,
+                   help="CTRL repetition penalty (default 1.1; with --greedy default 1.0 = off)")
+    p.add_argument("--seed", type=int, default=None, help="seed for sampling (default: nondeterministic)")
+    p.add_argument("--greedy", action="store_true", help="argmax decoding (no sampling)")
+    p.add_argument("--stop", action="append", default=[], help="stop string (repeatable); the output ends before it")
+    p.add_argument("--batch-size", type=int, default=8, help="prompts decoded together (default 8)")
+    p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None,
+                   help="compute dtype (default bf16 on cuda, fp32 on cpu)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="device (default cuda when available)")
+    p.add_argument("--tokenizer", default=None,
+                   help="tokenizer.json (or directory/hub name); default MODEL/tokenizer.json, else EleutherAI/gpt-neox-20b")
+    p.add_argument("--compile", action="store_true", help="torch.compile the decode step (CUDA graphs on GPU)")
+    p.add_argument("--eos-id", type=int, default=0, help="stop token id (default 0 = <|endoftext|>; -1 = none)")
+    p.set_defaults(func=run_generate)
+
+    q = sub.add_parser(
+        "quantize",
+        help="weight-only int8 / int4 quantization of a checkpoint",
+        description="Quantize every Linear and the embedding (int8 per channel or int4 per group), save the "
+        "result, and report its size and perplexity change against bf16 on held-out text.",
+    )
+    q.add_argument("--model", required=True, help="model directory in the DCLM HF layout")
+    q.add_argument("--bits", type=int, choices=[8, 4], required=True, help="8 (per output channel) or 4 (group-wise)")
+    q.add_argument("--output", required=True, help="output directory")
+    q.add_argument("--group-size", type=int, default=128, help="int4 group size along the input dimension (default 128)")
+    q.add_argument("--eval-text", default=None, help="held-out text file for the perplexity check (default: a built-in passage)")
+    q.add_argument("--tokenizer", default=None, help="tokenizer for the perplexity check (as for generate)")
+    q.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="device for quantizing and evaluating")
+    q.add_argument("--max-eval-tokens", type=int, default=4096, help="tokens of held-out text to score (default 4096)")
+    q.set_defaults(func=run_quantize)
+
+
+def _device_dtype(device, dtype):
+    import torch
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise DclmError("--device cuda but no CUDA device is available")
+    from dclm.model.checkpoint import DTYPES
+
+    dtype = dtype or ("bf16" if device == "cuda" else "fp32")
+    return device, DTYPES[dtype]
+
+
+def _read_prompts(path: str) -> list[str]:
+    p = Path(path)
+    if not p.is_file():
+        raise DclmError(f"prompts file not found: {p}")
+    prompts = []
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        if p.suffix == ".jsonl":
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                raise DclmError(f"{p}:{n}: not JSON") from None
+            text = rec.get("prompt", rec.get("text")) if isinstance(rec, dict) else None
+            if not isinstance(text, str):
+                raise DclmError(f"{p}:{n}: no 'prompt' or 'text' string")
+            prompts.append(text)
+        else:
+            prompts.append(line)
+    if not prompts:
+        raise DclmError(f"{p}: no prompts")
+    return prompts
+
+
+def run_generate(args) -> int:
+    from dclm.generate import load_for_inference
+    from dclm.generate.engine import generate_text
+    from dclm.generate.sampling import SamplingParams
+    from dclm.generate.tokenizer import load_tokenizer
+
+    prompts = [args.prompt] if args.prompt is not None else _read_prompts(args.prompts_file)
+    if args.batch_size < 1:
+        raise DclmError("--batch-size must be at least 1")
+    penalty = args.repetition_penalty
+    if penalty is None:
+        penalty = 1.0 if args.greedy else CARD["repetition_penalty"]
+    params = SamplingParams(
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+        repetition_penalty=penalty, greedy=args.greedy, seed=args.seed, stop=args.stop,
+        eos_id=None if args.eos_id < 0 else args.eos_id,
+    )
+    device, dtype = _device_dtype(args.device, args.dtype)
+    model = load_for_inference(args.model, device=device, dtype=dtype)
+    tokenizer = load_tokenizer(args.model, args.tokenizer)
+    stream = len(prompts) == 1
+    if stream:
+        sys.stdout.write(prompts[0])
+        sys.stdout.flush()
+    results = generate_text(model, tokenizer, prompts, params, batch_size=args.batch_size, stream=stream,
+                            compile=args.compile)
+    if not stream:
+        for prompt, r in zip(prompts, results):
+            print(json.dumps({"prompt": prompt, "completion": r.text, "finish_reason": r.finish_reason,
+                              "new_tokens": len(r.ids)}, ensure_ascii=False))
+    return 0
+
+
+HELD_OUT = (
+    "The river town woke slowly. Fishermen pulled their boats onto the gravel while the bakery on the corner "
+    "opened its shutters, and the smell of bread drifted across the square. Children ran past the fountain on "
+    "their way to school, arguing about a football match from the night before. At the library, the old "
+    "librarian sorted returned books into careful piles: history on the left, novels on the right, and a "
+    "small stack of water-stained atlases that would need repair. In the afternoon the wind turned, clouds "
+    "gathered over the hills, and the first drops of rain darkened the stones of the bridge. Shopkeepers "
+    "carried their displays inside. By evening the streets were quiet again, the lamps reflected in puddles, "
+    "and the only sound was the river, higher now, running fast under the arches toward the sea.\n"
+    "Photosynthesis converts light energy into chemical energy. In the chloroplasts of plant cells, pigments "
+    "absorb sunlight and use it to split water molecules, releasing oxygen. The energy captured drives the "
+    "synthesis of sugars from carbon dioxide in a cycle of reactions named after Melvin Calvin. These sugars "
+    "feed the plant and, through food chains, nearly every other organism on Earth.\n"
+)
+
+
+def run_quantize(args) -> int:
+    import time
+
+    import torch
+
+    from dclm.generate.quantize import model_bytes, perplexity, quantize_model, save_quantized
+    from dclm.generate.tokenizer import load_tokenizer
+    from dclm.model.checkpoint import load_model
+
+    device, _ = _device_dtype(args.device, None)
+    if args.eval_text is not None and not Path(args.eval_text).is_file():
+        raise DclmError(f"held-out text not found: {args.eval_text}")
+    text = Path(args.eval_text).read_text(encoding="utf-8") if args.eval_text else HELD_OUT
+    tokenizer = load_tokenizer(args.model, args.tokenizer)
+    ids = tokenizer.encode(text)[: args.max_eval_tokens + 1]
+    t0 = time.perf_counter()
+    ref = load_model(args.model, device=device, dtype=torch.bfloat16)
+    ppl_ref, bytes_ref = perplexity(ref, ids), model_bytes(ref)
+    q = quantize_model(ref, args.bits, args.group_size)
+    ppl_q, bytes_q = perplexity(q, ids), model_bytes(q)
+    save_quantized(q, args.output, torch.bfloat16)
+    report = {
+        "bits": args.bits,
+        "group_size": args.group_size if args.bits == 4 else None,
+        "bf16_bytes": bytes_ref,
+        "quantized_bytes": bytes_q,
+        "size_ratio": round(bytes_q / bytes_ref, 4),
+        "eval_tokens": len(ids) - 1,
+        "bf16_perplexity": round(ppl_ref, 4),
+        "quantized_perplexity": round(ppl_q, 4),
+        "perplexity_change_pct": round(100 * (ppl_q / ppl_ref - 1), 3),
+        "seconds": round(time.perf_counter() - t0, 2),
+        "output": str(args.output),
+    }
+    print(json.dumps(report))
+    return 0
