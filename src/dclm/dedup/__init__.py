@@ -1,0 +1,1 @@
+"""Deduplication: BFF Bloom-filter n-gram dedup (`bff`) and exact URL/text dedup (`exact`)."""

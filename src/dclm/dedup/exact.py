@@ -1,0 +1,296 @@
+"""Exact deduplication over a whole dataset: DCLM's `exact_dedup` global step (spec §1.5).
+
+Every *content unit* is hashed with MD5 of `str(normalize(unit))` (or of the raw unit). A string under
+`content_key` is one unit; a list under it (e.g. after `split_lines_modifier`) gives one unit per element,
+so lines are deduplicated across the whole dataset. Among units with the same hash one is kept:
+
+* without `selection_key`: the first, i.e. the lowest (shard index, page index, unit index);
+* with `selection_key`: the unit whose page has the smallest normalised `page[selection_key]`
+  (the largest with `selection_reverse`); ties go to the first.
+
+A page that loses all its units is removed; a page that loses some keeps the others in order.
+
+Differences from DCLM's Ray implementation (`ray_processing/dedup_jsonl.py`), all deliberate:
+
+* "First" is defined (lowest position) instead of whatever order Ray's groupby yields, so results are
+  reproducible.
+* An unknown normaliser name is an error; DCLM silently falls back to no normalisation.
+* A page keeps its content type: a string stays a string and a list stays a list. DCLM converts every
+  page of a file that had removals to lists and then collapses them back to strings only if every page
+  of that file has exactly one unit left, so types depend on the neighbours.
+* A page lacking `content_key` (dotted paths such as `metadata.WARC-Target-URI` are followed when the
+  flat key is absent) is kept untouched and counted under `pages_missing_key`; DCLM raises KeyError.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime
+from typing import Any, Callable
+
+from dclm.errors import DclmError
+
+_URL_SCHEME = re.compile(r"https?://(www\.)?")
+_URL_TRACKING = re.compile(r"\?(utm_|ref|feed).*")
+
+
+def normalize_url(url: str) -> str:
+    """C4's URL key: drop `http(s)://` and a leading `www.`, a `?utm_…`/`?ref…`/`?feed…` tail, trailing `/`."""
+    url = _URL_SCHEME.sub("", url)
+    url = _URL_TRACKING.sub("", url)
+    return url.rstrip("/")
+
+
+def normalize_whitespace_and_lowercase(text: str) -> str:
+    """Strip leading/trailing whitespace and lowercase."""
+    return text.strip().lower()
+
+
+def hash_text(text: str) -> str:
+    """MD5 hex digest of the UTF-8 text."""
+    return hashlib.md5(text.encode("utf-8")).hexdigest()
+
+
+def normalize_timestamps(timestamp: str, date_format: str = "%Y-%m-%dT%H:%M:%SZ", default_val: float = -1.0) -> float:
+    """Seconds since the epoch for a `2019-04-18T12:00:00Z` style timestamp; `default_val` when it does not parse."""
+    try:
+        return datetime.strptime(timestamp, date_format).timestamp()
+    except (TypeError, ValueError):
+        return default_val
+
+
+# CCNet's punctuation set (full-width and typographic marks) plus C0/C1 control characters: all deleted.
+_CCNET_PUNCT = "，。、„”“«»１」「《》´∶：？！（）；–—．～’…━〈〉【】％►"
+_CCNET_DELETE = {ord(c): None for c in _CCNET_PUNCT}
+_CCNET_DELETE.update({i: None for i in (*range(0, 32), *range(127, 160))})
+_DIGIT = re.compile(r"\d")
+
+
+def ccnet_dedup_normalizer(line: str) -> str:
+    """CCNet's line key: strip, lowercase, every digit to 0, drop punctuation/control characters, unidecode."""
+    from unidecode import unidecode
+
+    line = line.strip()
+    if not line:
+        return line
+    line = _DIGIT.sub("0", line.lower())
+    return unidecode(line.translate(_CCNET_DELETE))
+
+
+NORMALIZERS: dict[str, Callable[[Any], Any]] = {
+    "normalize_url": normalize_url,
+    "normalize_timestamps": normalize_timestamps,
+    "normalize_whitespace_and_lowercase": normalize_whitespace_and_lowercase,
+    "hash_text": hash_text,
+    "ccnet_dedup_normalizer": ccnet_dedup_normalizer,
+}
+
+_MISSING = object()
+
+
+def resolve_normalizer(normalize: str | Callable | None, what: str = "normalize") -> Callable | None:
+    """A normaliser from its DCLM name (or a callable, or None); an unknown name is a one-line error."""
+    if normalize is None or callable(normalize):
+        return normalize
+    if normalize not in NORMALIZERS:
+        raise DclmError(f"exact_dedup: unknown {what} {normalize!r} (choose from {', '.join(sorted(NORMALIZERS))})")
+    return NORMALIZERS[normalize]
+
+
+def get_field(page: dict, key: str) -> Any:
+    """`page[key]`, or the nested value for a dotted key such as `metadata.WARC-Target-URI`; `_MISSING` if absent."""
+    if key in page:
+        return page[key]
+    node: Any = page
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _set_field(page: dict, key: str, value: Any) -> None:
+    if key in page:
+        page[key] = value
+        return
+    *parents, last = key.split(".")
+    node = page
+    for part in parents:
+        node = node[part]
+    node[last] = value
+
+
+class ExactDeduper:
+    """Two-pass exact dedup: `observe` every page in dataset order, then `apply` to each page in the same order.
+
+    Memory is one 16-byte digest plus one position per distinct unit. `observe` and `apply` must see the
+    pages in the same order (shard by shard, page by page); `apply` recomputes the hashes, so pages can be
+    streamed from disk twice instead of held in memory.
+    """
+
+    def __init__(self, content_key: str = "text", normalize: str | Callable | None = None,
+                 selection_key: str | None = None, selection_normalize: str | Callable | None = None,
+                 selection_reverse: bool = False):
+        self.content_key = content_key
+        self.normalize = resolve_normalizer(normalize)
+        self.selection_key = selection_key
+        self.selection_normalize = resolve_normalizer(selection_normalize, "selection_normalize")
+        self.selection_reverse = selection_reverse
+        # digest -> (selection value or None, position); position = (shard, page, unit)
+        self._best: dict[bytes, tuple[Any, tuple[int, int, int]]] = {}
+        self.counts = {"pages_in": 0, "units_in": 0, "pages_missing_key": 0}
+
+    def _units(self, page: dict) -> list | None:
+        value = get_field(page, self.content_key)
+        if value is _MISSING:
+            return None
+        return value if isinstance(value, list) else [value]
+
+    def _digest(self, unit: Any) -> bytes:
+        if self.normalize is not None:
+            unit = str(self.normalize(unit))
+        elif not isinstance(unit, str):
+            unit = str(unit)
+        return hashlib.md5(unit.encode("utf-8", "surrogatepass")).digest()
+
+    def _selection(self, page: dict, where: tuple[int, int]) -> Any:
+        value = get_field(page, self.selection_key)
+        if value is _MISSING:
+            raise DclmError(f"exact_dedup: shard {where[0]} page {where[1]} has no selection_key {self.selection_key!r}")
+        return self.selection_normalize(value) if self.selection_normalize is not None else value
+
+    def observe(self, shard: int, index: int, page: dict) -> None:
+        """First pass: record page `index` of shard `shard`."""
+        self.counts["pages_in"] += 1
+        units = self._units(page)
+        if units is None:
+            self.counts["pages_missing_key"] += 1
+            return
+        sel = self._selection(page, (shard, index)) if self.selection_key is not None else None
+        best = self._best
+        for u, unit in enumerate(units):
+            self.counts["units_in"] += 1
+            h = self._digest(unit)
+            old = best.get(h)
+            if old is None:
+                best[h] = (sel, (shard, index, u))
+            elif self.selection_key is not None and self._better(sel, old[0]):
+                best[h] = (sel, (shard, index, u))
+
+    def _better(self, new: Any, old: Any) -> bool:
+        """Whether selection value `new` beats `old`; None (e.g. a null field) loses to any value."""
+        if new is None or old is None:
+            return old is None and new is not None
+        try:
+            return new > old if self.selection_reverse else new < old
+        except TypeError:
+            raise DclmError(f"exact_dedup: cannot compare selection values {new!r} and {old!r} "
+                            f"(selection_key {self.selection_key!r}; use selection_normalize)") from None
+
+    def apply(self, shard: int, index: int, page: dict) -> tuple[dict | None, int]:
+        """Second pass: (the page with its duplicate units removed, or None if none is left; units removed).
+
+        The page is edited in place when some but not all of its units go.
+        """
+        units = self._units(page)
+        if units is None:
+            return page, 0
+        keep = [unit for u, unit in enumerate(units) if self._best[self._digest(unit)][1] == (shard, index, u)]
+        removed = len(units) - len(keep)
+        if removed == 0:
+            return page, 0
+        if not keep:
+            return None, removed
+        _set_field(page, self.content_key, keep)
+        return page, removed
+
+    @property
+    def unique_units(self) -> int:
+        return len(self._best)
+
+
+def exact_dedup_pages(pages_by_shard: list[list[dict]], content_key: str = "text", normalize: str | Callable | None = None,
+                      selection_key: str | None = None, selection_normalize: str | Callable | None = None,
+                      selection_reverse: bool = False) -> tuple[list[list[dict]], dict]:
+    """DCLM's `exact_dedup` global step over in-memory shards; returns (pages per shard, stats).
+
+    Pages are edited in place where units are removed. Deterministic: the kept copy of a duplicate is
+    the first by (shard index, page index, unit index) unless `selection_key` decides.
+    """
+    dd = ExactDeduper(content_key, normalize, selection_key, selection_normalize, selection_reverse)
+    for s, pages in enumerate(pages_by_shard):
+        for i, page in enumerate(pages):
+            dd.observe(s, i, page)
+    out: list[list[dict]] = []
+    modified = 0
+    for s, pages in enumerate(pages_by_shard):
+        kept = []
+        for i, page in enumerate(pages):
+            new, removed = dd.apply(s, i, page)
+            if new is not None:
+                kept.append(new)
+                modified += removed > 0
+        out.append(kept)
+    return out, _stats(dd, sum(len(p) for p in out), modified)
+
+
+def _stats(dd: ExactDeduper, pages_out: int, modified: int) -> dict:
+    units_out = dd.unique_units
+    return {
+        "pages_in": dd.counts["pages_in"],
+        "pages_out": pages_out,
+        "pages_removed": dd.counts["pages_in"] - pages_out,
+        "pages_modified": modified,
+        "units_in": dd.counts["units_in"],
+        "units_out": units_out,
+        "units_removed": dd.counts["units_in"] - units_out,
+        "pages_missing_key": dd.counts["pages_missing_key"],
+    }
+
+
+def run_exact_dedup(inputs: list[str], output_directory: str, content_key: str = "text",
+                    normalize: str | None = None, selection_key: str | None = None,
+                    selection_normalize: str | None = None, selection_reverse: bool = False) -> dict:
+    """`dclm dedup exact`: stream every shard twice (hash, then filter) and mirror it into `output_directory`.
+
+    Memory holds one digest and position per distinct unit, never the pages. Unreadable lines are
+    written to `<output_directory>/_rejects/<shard>.rejects` with their reason.
+    """
+    import time
+
+    import orjson
+
+    from dclm.io import list_shards
+    from dclm.io.pages import iter_pages, write_bytes, write_pages
+
+    t0 = time.perf_counter()
+    shards = list_shards(inputs)
+    if not shards:
+        raise DclmError(f"no page shards found under {', '.join(inputs)}")
+    dd = ExactDeduper(content_key, normalize, selection_key, selection_normalize, selection_reverse)
+    rejects: dict[int, list[bytes]] = {}
+    for s, shard in enumerate(shards):
+        def on_reject(lineno, reason, raw, s=s):
+            rejects.setdefault(s, []).append(orjson.dumps({"line": lineno, "reason": reason, "record": raw}, default=str))
+
+        for i, page in enumerate(iter_pages(shard.url, on_reject=on_reject, text_key=None)):
+            dd.observe(s, i, page)
+    out_root = output_directory.rstrip("/")
+    pages_out = modified = files_written = 0
+    for s, shard in enumerate(shards):
+        kept = []
+        for i, page in enumerate(iter_pages(shard.url, on_reject=lambda *a: None, text_key=None)):
+            new, removed = dd.apply(s, i, page)
+            if new is not None:
+                kept.append(new)
+                modified += removed > 0
+        pages_out += len(kept)
+        write_pages(f"{out_root}/{shard.rel}", kept)
+        files_written += 1
+        if s in rejects:
+            write_bytes(f"{out_root}/_rejects/{shard.rel}.rejects", b"\n".join(rejects[s]) + b"\n")
+    stats = _stats(dd, pages_out, modified)
+    stats.update(files=len(shards), files_written=files_written, rejects=sum(len(r) for r in rejects.values()),
+                 secs=round(time.perf_counter() - t0, 3))
+    return stats
