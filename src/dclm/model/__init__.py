@@ -1,7 +1,23 @@
-"""The open_lm Transformer DCLM trains, its named shapes and its checkpoint formats (torch needed)."""
+"""The open_lm Transformer DCLM trains, its named shapes and its checkpoint formats (torch needed).
 
-from dclm.model.checkpoint import load_model, save_model
-from dclm.model.configs import CONFIGS, get_config
-from dclm.model.openlm import ModelArgs, Transformer
+Names are imported on first use, so `import dclm.model.cli` (done for `dclm --help`) does not load torch.
+"""
 
-__all__ = ["CONFIGS", "ModelArgs", "Transformer", "get_config", "load_model", "save_model"]
+import importlib
+
+_EXPORTS = {
+    "load_model": "dclm.model.checkpoint",
+    "save_model": "dclm.model.checkpoint",
+    "CONFIGS": "dclm.model.configs",
+    "get_config": "dclm.model.configs",
+    "ModelArgs": "dclm.model.openlm",
+    "Transformer": "dclm.model.openlm",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'dclm.model' has no attribute {name!r}")
