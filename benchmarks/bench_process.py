@@ -4,7 +4,8 @@
     python benchmarks/bench_process.py --config my.yaml --input /data/shards --workers 2
 
 Without --input, web-like pages are generated with dclm.demo.webpages (seeded) into a temporary directory.
-Prints one JSON object.
+Bundled recipes find their banlists in the asset cache (`dclm assets fetch`; the curated domain list is
+external, any list of domains works for timing). Prints one JSON object.
 """
 
 from __future__ import annotations
