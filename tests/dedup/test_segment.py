@@ -77,3 +77,11 @@ def test_cjk_text_with_a_token_per_character_fits():
     buf, off = _pack([text])
     th, *_ = kernels.tokenize_docs(buf, off, property_table(), np.uint64(1))
     assert len(th) == 1000
+
+
+def test_property_table_cache_equals_fresh_build():
+    from dclm.dedup.segment import _build_property_table
+
+    table = property_table()  # loaded from (or written to) the __pycache__ copy
+    assert not table.flags.writeable
+    assert np.array_equal(table, _build_property_table())

@@ -18,12 +18,13 @@ inserted. The remove types follow bff exactly (see `reference.py`, the plain-Pyt
   shuffle with `--shuffle-files`), and the results do not depend on `--threads`.
 
 Parallelism and order. `--threads N` forks N worker processes that share one filter in shared
-memory. A worker claims the next file, reads, tokenises and hashes it (the expensive part), waits for
-its turn, runs the file's filter checks and inserts in one compiled call, hands the turn on, then
-builds and writes the output. Filter updates therefore happen in file order exactly as in a
-single-threaded run, so outputs are byte-identical for any N; the serial part is only the memory-bound
-check/insert loop. Memory: the filter once, plus per worker the file being processed (its pages as
-Python objects, about 3x its text) and ~10 bytes per character of UTF-8 buffer, token and n-gram arrays,
+memory. A worker claims the next file, reads, tokenises and hashes it (the expensive part); when the
+file's turn comes it runs the file's filter checks and inserts in one compiled call, hands the turn on,
+then builds and writes the output. A worker whose file is not yet up prepares one more file meanwhile
+instead of idling. Filter updates therefore happen in file order exactly as in a single-threaded run, so
+outputs are byte-identical for any N; the serial part is only the memory-bound check/insert loop.
+Memory: the filter once, plus per worker up to two files being processed (their pages as Python
+objects, about 3x their text) and ~10 bytes per character of UTF-8 buffer, token and n-gram arrays,
 built in batches of 8M characters.
 
 Global (cross-shard) deduplication. All inputs of one run share one filter, so one run over every
@@ -41,6 +42,7 @@ contained count over every range, so bff's semantics would need a round trip per
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import os
 import random
@@ -63,6 +65,7 @@ from dclm.io.pages import compress, encode_pages, iter_pages, write_bytes
 logger = logging.getLogger(__name__)
 
 BATCH_CHARS = 1 << 23
+_AHEAD = 2  # files a parallel worker may hold prepared while waiting for its turn
 
 
 @dataclasses.dataclass
@@ -443,45 +446,68 @@ def _run_serial(jobs, cfg, filt, seeds):
 
 
 def _worker(jobs, cfg, filt, seeds, claim, turn, cond, queue):
-    while True:
-        with claim.get_lock():
-            i = claim.value
-            claim.value += 1
-        if i >= len(jobs):
-            return
-        job, prep, err = jobs[i], None, None
-        t0 = time.perf_counter()
-        try:
-            prep = _prepare(job, cfg, seeds)
-        except (ShardFailed, DclmError) as e:
-            err = str(e)
-        except Exception:
-            err = traceback.format_exc()
-        t1 = time.perf_counter()
-        with cond:
-            while turn.value != i:
-                cond.wait()
-        t2 = time.perf_counter()
-        try:
-            if prep is not None:
-                for b in prep.batches:
-                    _decide(b, cfg, filt, seeds)
-        finally:
+    """Claim files in order and prepare them; decide a held file when its turn comes, else prepare one more
+    file ahead (at most `_AHEAD` held) instead of waiting, so neither core idles at the ordered hand-over."""
+    held: list[list] = []  # [index, prepared or None, error or None, timings], ascending index
+    decided: list[list] = []
+    exhausted = False
+    while held or decided or not exhausted:
+        if held:
             with cond:
-                turn.value = i + 1
-                cond.notify_all()
-        t3 = time.perf_counter()
-        if prep is not None:
-            try:
-                res = _finish(prep, cfg)
-                res.update(prepare_s=t1 - t0, wait_s=t2 - t1, decide_s=t3 - t2, finish_s=time.perf_counter() - t3)
-                queue.put((i, res, None))
+                up = turn.value == held[0][0]
+            if up:
+                i, prep, err, tm = held.pop(0)
+                t0 = time.perf_counter()
+                try:
+                    if prep is not None:
+                        for b in prep.batches:
+                            _decide(b, cfg, filt, seeds)
+                finally:
+                    with cond:
+                        turn.value = i + 1
+                        cond.notify_all()
+                tm["decide_s"] = time.perf_counter() - t0
+                decided.append([i, prep, err, tm])
                 continue
+        if decided:
+            queue.put(_finish_held(*decided.pop(0), cfg))
+            continue
+        if not exhausted and len(held) < _AHEAD:
+            with claim.get_lock():
+                i = claim.value
+                claim.value += 1
+            if i >= len(jobs):
+                exhausted = True
+                continue
+            prep, err = None, None
+            t0 = time.perf_counter()
+            try:
+                prep = _prepare(jobs[i], cfg, seeds)
             except (ShardFailed, DclmError) as e:
                 err = str(e)
             except Exception:
                 err = traceback.format_exc()
-        queue.put((i, None, err))
+            held.append([i, prep, err, {"prepare_s": time.perf_counter() - t0, "wait_s": 0.0}])
+            continue
+        t0 = time.perf_counter()
+        with cond:
+            while turn.value != held[0][0]:
+                cond.wait()
+        held[0][3]["wait_s"] += time.perf_counter() - t0
+
+
+def _finish_held(i, prep, err, tm, cfg):
+    if prep is not None:
+        t0 = time.perf_counter()
+        try:
+            res = _finish(prep, cfg)
+            res.update(tm, finish_s=time.perf_counter() - t0)
+            return i, res, None
+        except (ShardFailed, DclmError) as e:
+            err = str(e)
+        except Exception:
+            err = traceback.format_exc()
+    return i, None, err
 
 
 def _run_parallel(jobs, cfg, filt, seeds, threads):
@@ -495,8 +521,10 @@ def _run_parallel(jobs, cfg, filt, seeds, threads):
     queue = ctx.Queue()
     procs = [ctx.Process(target=_worker, args=(jobs, cfg, filt, seeds, claim, turn, cond, queue), daemon=True)
              for _ in range(threads)]
+    gc.freeze()  # keep the collector from touching (and so copying) the parent's objects in every worker
     for p in procs:
         p.start()
+    gc.unfreeze()
     results: dict[int, dict] = {}
     failed = []
     bar = _progress(len(jobs), cfg.progress)
