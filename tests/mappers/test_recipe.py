@@ -10,20 +10,13 @@ FILTERS_WITHOUT_WORK = {"move_url_modifier", "detect_lang_whole_page_enricher", 
 
 
 @pytest.fixture(scope="module")
-def recipe_run(tmp_path_factory, reference_dir, lid_model):
+def recipe_run(dclm_workdir, reference_dir, lid_model):
     import os
 
-    from dclm.demo.webpages import BANNED_DOMAINS
     from dclm.pipeline.config import build_mapper, load_pipeline
     from dclm.pipeline.executor import run_step
 
-    root = tmp_path_factory.mktemp("recipe")
-    ban = root / "baselines" / "mappers" / "banlists"
-    ban.mkdir(parents=True)
-    (ban / "refinedweb_banned_domains_curated.txt").write_text("\n".join(BANNED_DOMAINS) + "\n")
-    for f in (reference_dir / "banlists").iterdir():
-        (ban / f.name).symlink_to(f)
-    (root / "baselines" / "mappers" / "iana_tlds.txt").symlink_to(reference_dir / "iana_tlds.txt")
+    root = dclm_workdir
     cwd = os.getcwd()
     os.chdir(root)
     try:
