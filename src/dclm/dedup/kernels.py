@@ -408,6 +408,22 @@ def decide_exact(bits, m_bits, k, probe_seed, hashes, update):
     return dup
 
 
+@njit(cache=True, inline="always")
+def _count_contained(bits, m_bits, k, probe_seed, ngrams, s, e):
+    """How many of ngrams[s:e] the filter holds."""
+    c = 0
+    for j in range(s, e):
+        if _contains(bits, m_bits, k, probe_seed, ngrams[j]):
+            c += 1
+    return c
+
+
+@njit(cache=True, inline="always")
+def _insert_range(bits, m_bits, k, probe_seed, ngrams, s, e):
+    for j in range(s, e):
+        _insert(bits, m_bits, k, probe_seed, ngrams[j])
+
+
 @njit(cache=True)
 def decide_units(bits, m_bits, k, probe_seed, unit_ng_off, ngrams, threshold, update):
     """bff `process_line` per unit, in order: count contained n-grams, remove the unit when
@@ -417,16 +433,12 @@ def decide_units(bits, m_bits, k, probe_seed, unit_ng_off, ngrams, threshold, up
     removed = np.zeros(n, dtype=np.bool_)
     for u in range(n):
         s, e = unit_ng_off[u], unit_ng_off[u + 1]
-        c = 0
-        for j in range(s, e):
-            if _contains(bits, m_bits, k, probe_seed, ngrams[j]):
-                c += 1
+        c = _count_contained(bits, m_bits, k, probe_seed, ngrams, s, e)
         contained[u] = c
         if e > s and c / (e - s) > threshold:
             removed[u] = True
         elif update:
-            for j in range(s, e):
-                _insert(bits, m_bits, k, probe_seed, ngrams[j])
+            _insert_range(bits, m_bits, k, probe_seed, ngrams, s, e)
     return contained, removed
 
 
@@ -443,29 +455,21 @@ def decide_naive_both(bits, m_bits, k, probe_seed, doc_ng_off, doc_ngrams, doc_p
     para_removed = np.zeros(n_para, dtype=np.bool_)
     for d in range(n_docs):
         s, e = doc_ng_off[d], doc_ng_off[d + 1]
-        c = 0
-        for j in range(s, e):
-            if _contains(bits, m_bits, k, probe_seed, doc_ngrams[j]):
-                c += 1
+        c = _count_contained(bits, m_bits, k, probe_seed, doc_ngrams, s, e)
         doc_contained[d] = c
         if e > s and c / (e - s) > threshold:
             doc_removed[d] = True
             continue
         for u in range(doc_para_off[d], doc_para_off[d + 1]):
             ps, pe = para_ng_off[u], para_ng_off[u + 1]
-            pc = 0
-            for j in range(ps, pe):
-                if _contains(bits, m_bits, k, probe_seed, para_ngrams[j]):
-                    pc += 1
+            pc = _count_contained(bits, m_bits, k, probe_seed, para_ngrams, ps, pe)
             para_contained[u] = pc
             if pe > ps and pc / (pe - ps) > threshold:
                 para_removed[u] = True
             elif update:
-                for j in range(ps, pe):
-                    _insert(bits, m_bits, k, probe_seed, para_ngrams[j])
+                _insert_range(bits, m_bits, k, probe_seed, para_ngrams, ps, pe)
         if update:
-            for j in range(s, e):
-                _insert(bits, m_bits, k, probe_seed, doc_ngrams[j])
+            _insert_range(bits, m_bits, k, probe_seed, doc_ngrams, s, e)
     return doc_contained, doc_removed, para_contained, para_removed
 
 
