@@ -54,6 +54,10 @@ class Decoder:
         self.dtype = next(model.parameters()).dtype
         self._step = self._decode_step
         self._cache: StaticKVCache | None = None
+        if self.device.type == "cpu" and self.dtype == torch.float32:
+            from dclm.model.cpu_matmul import use_huge_pages
+
+            use_huge_pages(model)
         self._compiled = compile
         self._graphs = compile and self.device.type == "cuda"
         if compile:

@@ -61,6 +61,23 @@ class ModelArgs:
         return asdict(self)
 
 
+_FEW_ROWS = 16  # cpu_matmul.MAX_ROWS, repeated so that numba loads only when the path is taken
+
+
+class Linear(nn.Linear):
+    """nn.Linear whose few-row float32 CPU products (decoding) take `cpu_matmul`'s faster kernel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (x.device.type == "cpu" and x.dtype == torch.float32 and self.bias is None
+                and x.numel() <= _FEW_ROWS * x.shape[-1]):
+            from dclm.model import cpu_matmul
+
+            y = cpu_matmul.linear(x, self.weight)
+            if y is not None:
+                return y
+        return F.linear(x, self.weight, self.bias)
+
+
 class LayerNorm(nn.Module):
     """Mean-subtracting LayerNorm with a learnable gain and no bias (open_lm `gain_only_lp_layer_norm`)."""
 
@@ -102,8 +119,8 @@ class Attention(nn.Module):
         super().__init__()
         self.layer_id = layer_id
         self.n_heads, self.head_dim = args.n_heads, args.head_dim
-        self.in_proj = nn.Linear(args.dim, 3 * args.dim, bias=False)
-        self.out_proj = nn.Linear(args.dim, args.dim, bias=False)
+        self.in_proj = Linear(args.dim, 3 * args.dim, bias=False)
+        self.out_proj = Linear(args.dim, args.dim, bias=False)
         self.pos_embed = RotaryEmbedding(args.head_dim, args.rope_base)
         self.apply_qk_norm = args.apply_qk_norm
         if args.apply_qk_norm:
@@ -121,7 +138,9 @@ class Attention(nn.Module):
         k = k * cos + rotate_half(k) * sin
         if cache is not None:
             k, v = cache.update(k, v, self.layer_id)
-        if mask is None:
+        if T == 1 and q.device.type == "cpu" and q.dtype == torch.float32:
+            out = _attend_one_query(q, k, v, mask)
+        elif mask is None:
             # no padding and no past: plain causal; a single query with no mask attends to all keys
             out = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1)
         else:
@@ -129,13 +148,22 @@ class Attention(nn.Module):
         return self.out_proj(out.transpose(1, 2).reshape(B, T, -1))
 
 
+def _attend_one_query(q, k, v, mask):
+    """SDPA for a single query per row (a decode step) in float32 on the CPU, where the fused kernel's set-up
+    costs more than these three small products."""
+    scores = torch.matmul(q, k.transpose(-1, -2)) * q.shape[-1] ** -0.5
+    if mask is not None:
+        scores = scores.masked_fill(mask.logical_not(), float("-inf"))
+    return torch.matmul(scores.softmax(-1), v)
+
+
 class FeedForward(nn.Module):
     """SwiGLU with open_lm's packed layout: w12 rows are [gate; up], out = w3(silu(gate) * up)."""
 
     def __init__(self, args: ModelArgs):
         super().__init__()
-        self.w12 = nn.Linear(args.dim, 2 * args.ffn_hidden, bias=False)
-        self.w3 = nn.Linear(args.ffn_hidden, args.dim, bias=False)
+        self.w12 = Linear(args.dim, 2 * args.ffn_hidden, bias=False)
+        self.w3 = Linear(args.ffn_hidden, args.dim, bias=False)
 
     def forward(self, x):
         gate, up = self.w12(x).chunk(2, dim=-1)
@@ -164,7 +192,7 @@ class Transformer(nn.Module):
             self.post_embed_norm = LayerNorm(args.dim, args.norm_eps)
         self.layers = nn.ModuleList(Block(args, i) for i in range(args.n_layers))
         self.norm = LayerNorm(args.dim, args.norm_eps)
-        self.output = nn.Linear(args.dim, args.vocab_size, bias=False)
+        self.output = Linear(args.dim, args.vocab_size, bias=False)
         if args.weight_tying:
             self.output.weight = self.tok_embeddings.weight
         # open_lm's init: truncated normal at +-3 sigma, sigma 1/sqrt(d); the residual writers (out_proj,

@@ -1,7 +1,24 @@
-"""Tokenize, mix and shuffle pages into training-ready token shards (DCLM's tokshuf, open_lm's format)."""
+"""Tokenize, mix and shuffle pages into training-ready token shards (DCLM's tokshuf, open_lm's format).
 
-from dclm.tokenize.pipeline import TokenizeResult, tokenize_pages, tokenize_shuffle
-from dclm.tokenize.shards import TokenShards
-from dclm.tokenize.tokenizer import Encoder, load_encoder
+Names are imported on first use, so `import dclm.tokenize.cli` (done to build every `dclm` command's
+parser) does not load the pipeline and its dependencies.
+"""
 
-__all__ = ["Encoder", "TokenShards", "TokenizeResult", "load_encoder", "tokenize_pages", "tokenize_shuffle"]
+import importlib
+
+_EXPORTS = {
+    "TokenizeResult": "dclm.tokenize.pipeline",
+    "tokenize_pages": "dclm.tokenize.pipeline",
+    "tokenize_shuffle": "dclm.tokenize.pipeline",
+    "TokenShards": "dclm.tokenize.shards",
+    "Encoder": "dclm.tokenize.tokenizer",
+    "load_encoder": "dclm.tokenize.tokenizer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'dclm.tokenize' has no attribute {name!r}")
