@@ -419,7 +419,16 @@ def run_bff(cfg: BffConfig) -> dict:
     if not cfg.annotate:
         stats["text_bytes_out"] = sum(r["text_bytes_out"] for r in results)
     stats["mb_per_s"] = round(stats["text_bytes_in"] / 1e6 / secs, 3) if secs > 0 else None
+    stats["peak_rss_mb_largest_process"] = _peak_rss_mb()
     return stats
+
+
+def _peak_rss_mb() -> float:
+    """The peak resident set of this process or of any worker it forked (the filter counts in each)."""
+    import resource
+
+    return round(max(resource.getrusage(who).ru_maxrss for who in
+                     (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024, 1)
 
 
 def _progress(total: int, enabled: bool):
