@@ -3,7 +3,7 @@
 Names are imported on first use, so `import dclm.model.cli` (done for `dclm --help`) does not load torch.
 """
 
-import importlib
+from dclm.lazy import lazy_exports
 
 _EXPORTS = {
     "load_model": "dclm.model.checkpoint",
@@ -15,9 +15,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'dclm.model' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -1,13 +1,9 @@
-"""DCLM-format YAML pipelines of mappers over page shards: config, execution, stats, resume."""
+"""DCLM-format YAML pipelines of mappers over page shards: config, execution, stats, resume.
 
+The names are loaded on first use, so that building the CLI parser stays cheap.
+"""
 
-def __getattr__(name: str):
-    # imported on first use so that building the CLI parser stays cheap
-    if name in ("ProcessResult", "run_process"):
-        from dclm.pipeline import runner
-
-        return getattr(runner, name)
-    raise AttributeError(f"module 'dclm.pipeline' has no attribute {name!r}")
-
+from dclm.lazy import lazy_exports
 
 __all__ = ["ProcessResult", "run_process"]
+__getattr__ = lazy_exports(__name__, dict.fromkeys(__all__, "dclm.pipeline.runner"))

@@ -4,7 +4,7 @@ Names are imported on first use, so `import dclm.tokenize.cli` (done to build ev
 parser) does not load the pipeline and its dependencies.
 """
 
-import importlib
+from dclm.lazy import lazy_exports
 
 _EXPORTS = {
     "TokenizeResult": "dclm.tokenize.pipeline",
@@ -16,9 +16,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'dclm.tokenize' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
