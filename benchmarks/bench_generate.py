@@ -5,6 +5,7 @@ random weights, greedy decoding with no stop token, in the same process. Decode 
 (tokens generated after the first) / (time of an N-token run minus a 1-token run), so prefill is excluded.
 
     python benchmarks/bench_generate.py --config 100m --device cpu --dtype fp32
+    DCLM_CPU_MATMUL=0 python benchmarks/bench_generate.py   # our loop on torch's CPU matmul, for comparison
     python benchmarks/bench_generate.py --config 7b --device cuda --dtype bf16 --compile --new-tokens 256
 
 Prints one JSON object (with the machine's load average, since timings on shared machines vary).
@@ -90,6 +91,8 @@ def main() -> int:
         "device_name": torch.cuda.get_device_name() if dev == "cuda" else f"cpu x{torch.get_num_threads()} threads",
         "torch": torch.__version__, "prompt_len": args.prompt_len, "new_tokens": args.new_tokens,
         "compile": args.compile, "loadavg_before": load_before,
+        # few-row float32 CPU products in dclm.model.cpu_matmul (DCLM_CPU_MATMUL=0 measures torch's instead)
+        "cpu_matmul": dev == "cpu" and dtype == torch.float32 and os.environ.get("DCLM_CPU_MATMUL", "1") != "0",
     }
     gen = torch.Generator().manual_seed(1)
     prompts = {b: torch.randint(1, cfg.vocab_size, (b, args.prompt_len), generator=gen) for b in args.batch_sizes}
