@@ -101,3 +101,16 @@ def test_decoding_with_and_without_the_fast_path_agree(tiny_model, monkeypatch):
         monkeypatch.setattr(cpu_matmul, "ENABLED", True)
         fast_logits = tiny_model(ids[:, -1:])
     torch.testing.assert_close(fast_logits, slow_logits, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_single_query_attention_equals_sdpa(masked):
+    from dclm.model.openlm import _attend_one_query
+
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(2, 4, n, 16, generator=g) for n in (1, 9, 9))
+    mask = torch.rand(2, 1, 1, 9, generator=g) > 0.4 if masked else None
+    if masked:
+        mask[..., -1] = True  # every row keeps at least its own column, as the decoder's masks do
+    torch.testing.assert_close(_attend_one_query(q, k, v, mask),
+                               F.scaled_dot_product_attention(q, k, v, attn_mask=mask), rtol=1e-5, atol=1e-6)

@@ -44,7 +44,7 @@ def property_table() -> np.ndarray:
     """uint8[0x110000]: Word_Break value | EXTPICT | WHITE for every code point, read-only.
 
     Building it takes about 0.1 s, a tenth of a small `dclm dedup bff` run, so it is cached in the
-    package's `__pycache__` keyed by the `regex` version (whose Unicode data it holds); an unwritable or
+    package's `__pycache__` keyed by the installed `regex` build (whose Unicode data it holds); an unwritable or
     damaged cache only means building it again."""
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__",
                         f"word_break_table-{_regex_build()}-{_TABLE_LAYOUT}.npy")
