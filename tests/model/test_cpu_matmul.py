@@ -60,6 +60,21 @@ def test_falls_back_where_the_path_does_not_apply():
         assert cpu_matmul.linear(x, wg) is not None
 
 
+def test_a_forked_child_falls_back_instead_of_being_terminated():
+    import os
+
+    w, x = torch.randn(64, 64), torch.randn(1, 64)
+    with torch.no_grad():
+        assert cpu_matmul.linear(x, w) is not None  # the pool runs in this process
+        pid = os.fork()
+        if pid == 0:
+            lin = Linear(64, 64, bias=False)
+            ok = cpu_matmul.linear(x, w) is None and torch.equal(lin(x), F.linear(x, lin.weight))
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 def test_linear_module_keeps_gradients_and_values():
     lin = Linear(6, 5, bias=False)
     x = torch.randn(1, 6, requires_grad=True)

@@ -10,7 +10,8 @@ boundary, and torch allocates tensors on 4 KiB pages. `use_huge_pages(model)` mo
 Linear weights into one transparent-huge-page mapping (about 30% faster decoding on that machine).
 
 `linear(x, weight)` takes that path for float32 CPU tensors of at most `MAX_ROWS` rows when no gradient
-is needed and torch.compile is not tracing, and returns None otherwise so the caller uses F.linear.
+is needed and torch.compile is not tracing, and returns None otherwise so the caller uses F.linear
+(also in a process forked after the path ran: numba terminates a child that enters its parent's pool).
 Each output element is one sequential dot product, so results do not depend on the thread count; they
 differ from F.linear only by float32 summation order. `DCLM_CPU_MATMUL=0` turns the path off.
 """
@@ -28,6 +29,7 @@ from numba import njit, prange
 MAX_ROWS = 16
 _ROW_BLOCK = 32  # output rows per parallel task
 _numba_threads = [0]  # the torch thread count numba's pool was last set to
+_pool_pid = [0]  # the process whose numba (GNU OpenMP) pool the kernel runs in
 ENABLED = os.environ.get("DCLM_CPU_MATMUL", "1").lower() not in ("0", "false", "no", "off")
 
 
@@ -56,6 +58,11 @@ def linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor | None:
     rows = x.numel() // k if k else 0
     if not 0 < rows <= MAX_ROWS or weight.dim() != 2 or weight.shape[1] != k or not weight.is_contiguous():
         return None
+    pid = os.getpid()
+    if pid != _pool_pid[0]:
+        if _pool_pid[0]:  # a forked child: numba kills a child that enters its parent's OpenMP pool
+            return None
+        _pool_pid[0] = pid
     threads = torch.get_num_threads()
     if threads != _numba_threads[0]:  # numba's pool follows torch's thread setting
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
