@@ -424,14 +424,12 @@ def _insert_range(bits, m_bits, k, probe_seed, ngrams, s, e):
         _insert(bits, m_bits, k, probe_seed, ngrams[j])
 
 
-@njit(cache=True)
-def decide_units(bits, m_bits, k, probe_seed, unit_ng_off, ngrams, threshold, update):
-    """bff `process_line` per unit, in order: count contained n-grams, remove the unit when
-    contained/total > threshold, otherwise insert its n-grams. Returns (contained, removed)."""
-    n = unit_ng_off.shape[0] - 1
-    contained = np.zeros(n, dtype=np.int64)
-    removed = np.zeros(n, dtype=np.bool_)
-    for u in range(n):
+@njit(cache=True, inline="always")
+def _decide_unit_range(bits, m_bits, k, probe_seed, unit_ng_off, ngrams, u0, u1, threshold, update,
+                       contained, removed):
+    """bff `process_line` for units u0..u1-1, in order: count contained n-grams, remove the unit when
+    contained/total > threshold, otherwise insert its n-grams."""
+    for u in range(u0, u1):
         s, e = unit_ng_off[u], unit_ng_off[u + 1]
         c = _count_contained(bits, m_bits, k, probe_seed, ngrams, s, e)
         contained[u] = c
@@ -439,6 +437,15 @@ def decide_units(bits, m_bits, k, probe_seed, unit_ng_off, ngrams, threshold, up
             removed[u] = True
         elif update:
             _insert_range(bits, m_bits, k, probe_seed, ngrams, s, e)
+
+
+@njit(cache=True)
+def decide_units(bits, m_bits, k, probe_seed, unit_ng_off, ngrams, threshold, update):
+    """Every unit (paragraph or document) in order; returns (contained, removed)."""
+    n = unit_ng_off.shape[0] - 1
+    contained = np.zeros(n, dtype=np.int64)
+    removed = np.zeros(n, dtype=np.bool_)
+    _decide_unit_range(bits, m_bits, k, probe_seed, unit_ng_off, ngrams, 0, n, threshold, update, contained, removed)
     return contained, removed
 
 
@@ -460,14 +467,8 @@ def decide_naive_both(bits, m_bits, k, probe_seed, doc_ng_off, doc_ngrams, doc_p
         if e > s and c / (e - s) > threshold:
             doc_removed[d] = True
             continue
-        for u in range(doc_para_off[d], doc_para_off[d + 1]):
-            ps, pe = para_ng_off[u], para_ng_off[u + 1]
-            pc = _count_contained(bits, m_bits, k, probe_seed, para_ngrams, ps, pe)
-            para_contained[u] = pc
-            if pe > ps and pc / (pe - ps) > threshold:
-                para_removed[u] = True
-            elif update:
-                _insert_range(bits, m_bits, k, probe_seed, para_ngrams, ps, pe)
+        _decide_unit_range(bits, m_bits, k, probe_seed, para_ng_off, para_ngrams, doc_para_off[d],
+                           doc_para_off[d + 1], threshold, update, para_contained, para_removed)
         if update:
             _insert_range(bits, m_bits, k, probe_seed, doc_ngrams, s, e)
     return doc_contained, doc_removed, para_contained, para_removed
