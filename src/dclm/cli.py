@@ -14,6 +14,7 @@ import sys
 
 from dclm import __version__
 from dclm.errors import DclmError
+from dclm.runtime.config import ConfigError
 
 # verb modules, in the order `dclm --help` lists them
 VERB_MODULES = (
@@ -53,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except ConfigError as e:
+        print(f"dclm: {e.as_flag()}", file=sys.stderr)
+        return e.exit_code
     except DclmError as e:
         print(f"dclm: {e}", file=sys.stderr)
         return e.exit_code

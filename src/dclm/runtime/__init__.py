@@ -1,0 +1,1 @@
+"""What every stage shares: config dataclasses and the CLI built from them, progress."""
