@@ -1,0 +1,131 @@
+"""The one job runner of every data stage: in process, a local process pool, or Ray, behind one call.
+
+Start-method policy: a pool always uses `spawn`. numba's GNU-OpenMP pool terminates a child forked after it
+ran (see src/dclm/kernels for the same guard on the decode path), torch and Ray threads do not survive fork,
+and spawn behaves the same on Linux and macOS. Job functions and their arguments must therefore be
+picklable module-level objects.
+
+Results come back in job order whatever the completion order, so a stage's outputs never depend on
+`workers` or on the engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+
+from dclm.errors import DclmError
+from dclm.runtime.config import ConfigError, arg
+from dclm.runtime.progress import progress_bar
+
+J = TypeVar("J")
+R = TypeVar("R")
+
+logger = logging.getLogger(__name__)
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+def resolve_workers(workers: int) -> int:
+    """`workers` as every verb reads it: 0 = all cores, N = N processes."""
+    if workers < 0:
+        raise ConfigError("workers", f"must be >= 0 (0 = all cores), got {workers}")
+    return workers or available_cores()
+
+
+def run_jobs(fn: Callable[[J], R], jobs: Sequence[J], *, workers: int = 0, ray: bool = False,
+             ray_address: str | None = None, desc: str = "jobs", unit: str = "shard", progress: bool = True,
+             on_result: Callable[[J, R], None] | None = None) -> list[R]:
+    """`[fn(job) for job in jobs]`, run by the chosen engine, with one progress bar.
+
+    `on_result(job, result)` runs in the driver as each job finishes (completion order), e.g. to log a
+    failed shard above the bar. With `ray`, Ray is started locally (num_cpus = workers) unless
+    `ray_address` names a cluster; a lost task is retried by Ray."""
+    results: dict[int, R] = {}
+    n = resolve_workers(workers)
+    with progress_bar(len(jobs), desc=desc, unit=unit, enabled=progress) as bar:
+        for i, r in _completed(fn, jobs, n, ray, ray_address):
+            results[i] = r
+            if on_result is not None:
+                on_result(jobs[i], r)
+            bar.update(1)
+    return [results[i] for i in range(len(jobs))]
+
+
+def _completed(fn, jobs, workers: int, ray: bool, ray_address: str | None) -> Iterator[tuple[int, Any]]:
+    if ray:
+        yield from _ray_completed(fn, jobs, workers, ray_address)
+    elif workers <= 1 or len(jobs) <= 1:
+        for i, job in enumerate(jobs):
+            yield i, fn(job)
+    else:
+        yield from _pool_completed(fn, jobs, workers)
+
+
+def _pool_completed(fn, jobs, workers: int):
+    import concurrent.futures as cf
+    import multiprocessing as mp
+    from concurrent.futures.process import BrokenProcessPool
+
+    with cf.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
+        try:
+            for fut in cf.as_completed(futures):
+                yield futures[fut], fut.result()
+        except BrokenProcessPool:
+            raise DclmError("a worker process died (out of memory or killed); rerun the same command to resume") from None
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None):
+    """`ray`, initialised once per process: a cluster at `address`, else a local one with `num_cpus`."""
+    try:
+        import ray
+    except ImportError:
+        raise DclmError("--ray needs Ray: pip install 'dclm[ray]'") from None
+    if not ray.is_initialized():
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        kwargs: dict[str, Any] = {"address": address} if address else {"num_cpus": num_cpus}
+        ray.init(include_dashboard=False, log_to_driver=False, **kwargs)
+    return ray
+
+
+def _ray_completed(fn, jobs, workers: int, address: str | None):
+    ray = init_ray(address, workers)
+    task = ray.remote(max_retries=3)(fn)
+    refs = {task.remote(job): i for i, job in enumerate(jobs)}
+    pending = list(refs)
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        yield refs[ready[0]], ray.get(ready[0])
+
+
+def chunked(items: Iterable[J], size: int) -> Iterator[list[J]]:
+    batch: list[J] = []
+    for x in items:
+        batch.append(x)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@dataclass(frozen=True, kw_only=True)
+class Execution:
+    """How a data stage runs its jobs; stage configs inherit it, so every verb has the same four flags."""
+
+    workers: int = arg(0, help="processes (0 = all cores)")
+    ray: bool = arg(False, help="run each job as a Ray task (local Ray unless --ray-address)")
+    ray_address: str | None = arg(None, help="address of an existing Ray cluster, e.g. auto or ray://host:10001")
+    progress: bool = arg(True, help="show progress bars")
+
+    def run(self, fn, jobs, *, desc: str, unit: str = "shard", on_result=None) -> list:
+        return run_jobs(fn, jobs, workers=self.workers, ray=self.ray, ray_address=self.ray_address, desc=desc,
+                        unit=unit, progress=self.progress, on_result=on_result)
