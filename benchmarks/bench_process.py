@@ -30,7 +30,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from dclm.io import list_shards
-    from dclm.pipeline import run_process
+    from dclm.process import run_process
 
     with tempfile.TemporaryDirectory() as tmp:
         inp = args.input

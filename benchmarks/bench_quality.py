@@ -4,7 +4,7 @@
     python benchmarks/bench_quality.py --model fasttext_oh_eli5.bin --pages 20000
 
 Measures, best of --repeat runs:
-  batched        dclm.quality.classifier.hq_probs over every text (fastText predict(list), batches of --batch-size)
+  batched        dclm.classifier.model.hq_probs over every text (fastText predict(list), batches of --batch-size)
   dclm_per_page  DCLM's own loop: one predict(str) per page (its classify_fasttext_hq_prob)
   end_to_end     `dclm classifier score` on one .jsonl.zst shard with one worker (read, parse, score, write)
 Without --model, a model is trained with DCLM's hyperparameters (dim 100, wordNgrams 2, bucket 2M by
@@ -71,9 +71,9 @@ def main() -> int:
     args = ap.parse_args()
 
     from dclm.io import write_pages
-    from dclm.quality.classifier import CC_LABEL, fasttext_version, hq_probs, load_model, preprocess
-    from dclm.quality.score import score_shards
-    from dclm.quality.train import FastTextParams, train_classifier
+    from dclm.classifier.model import CC_LABEL, fasttext_version, hq_probs, load_model, preprocess
+    from dclm.classifier.score import score_shards
+    from dclm.classifier.train import FastTextParams, train_classifier
 
     vocab = _vocab(30000, random.Random(args.seed))
     with tempfile.TemporaryDirectory() as tmp:

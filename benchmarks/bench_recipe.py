@@ -59,8 +59,8 @@ def main() -> int:
     args = ap.parse_args()
 
     from dclm.demo.webpages import generate_pages
-    from dclm.pipeline.config import build_mapper, load_pipeline
-    from dclm.pipeline.executor import run_step
+    from dclm.process.config import build_mapper, load_pipeline
+    from dclm.process.executor import run_step
 
     shared = REPO.parent / "shared" / "dclm_reference"
     banlists = Path(args.banlists) if args.banlists else (shared if shared.is_dir() else None)

@@ -20,13 +20,13 @@ from dclm.runtime.config import ConfigError
 VERB_MODULES = (
     "dclm.demo.cli",
     "dclm.extract.cli",
-    "dclm.pipeline.cli",
+    "dclm.process.cli",
     "dclm.dedup.cli",
-    "dclm.quality.cli",
+    "dclm.classifier.cli",
     "dclm.tokenize.cli",
     "dclm.generate.cli",
-    "dclm.model.cli",
-    "dclm.assets_cli",
+    "dclm.convert.cli",
+    "dclm.assets.cli",
 )
 
 

@@ -214,7 +214,7 @@ def run_demo(output: str = "dclm-demo", n_pages: int = 2000, seed: int = 0, work
     @stage("heuristics")
     def heuristics():
         from dclm.assets import lid_model_path
-        from dclm.pipeline import run_process
+        from dclm.process import run_process
 
         asset_paths, stand_ins = _recipe_assets(out)
         lid = str(lid_model_path(download=True))
@@ -243,9 +243,9 @@ def run_demo(output: str = "dclm-demo", n_pages: int = 2000, seed: int = 0, work
     @stage("quality")
     def quality():
         from dclm.io import write_pages
-        from dclm.quality.score import score_shards
-        from dclm.quality.select import select_pages
-        from dclm.quality.train import FastTextParams, train_classifier
+        from dclm.classifier.score import score_shards
+        from dclm.classifier.select import select_pages
+        from dclm.classifier.train import FastTextParams, train_classifier
 
         d = out / "quality"
         pos = d / "positives" / "eli5_style.jsonl.zst"

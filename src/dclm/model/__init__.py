@@ -1,6 +1,6 @@
 """The open_lm Transformer DCLM trains, its named shapes and its checkpoint formats (torch needed).
 
-Names are imported on first use, so `import dclm.model.cli` (done for `dclm --help`) does not load torch.
+Names are imported on first use, so building the `dclm` parser does not load torch.
 """
 
 from dclm.lazy import lazy_exports

@@ -1,6 +1,6 @@
 """DCLM's fastText quality enricher (baselines/mappers/enrichers/quality_prediction_enrichers_calc_fasttext.py).
 
-The score is computed by `dclm.quality.classifier.hq_probs`, the same function `dclm classifier score`
+The score is computed by `dclm.classifier.model.hq_probs`, the same function `dclm classifier score`
 uses, so a YAML pipeline and the sidecar scorer give identical numbers. The returned mapper also has a
 `map_batch(pages)` method, which the pipeline executor uses to score a whole shard in batched fastText
 calls; any failure there falls back to per-page calls, which isolate and reject the bad page.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Callable
 
 from dclm.mappers.registry import factory_function, mapper
-from dclm.quality.classifier import DEFAULT_KEY, hq_probs, load_model, resolve_model
+from dclm.classifier.model import DEFAULT_KEY, hq_probs, load_model, resolve_model
 
 CONTENT = "text"
 

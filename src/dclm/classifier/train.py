@@ -23,9 +23,9 @@ import orjson
 
 from dclm import __version__
 from dclm.errors import DclmError
-from dclm.quality.classifier import CC_LABEL, HQ_LABEL, fasttext_version, file_sha256, hq_probs, load_model, preprocess
-from dclm.quality.data import ExampleSet, load_examples
-from dclm.quality.metrics import precision_recall, roc_auc
+from dclm.classifier.model import CC_LABEL, HQ_LABEL, fasttext_version, file_sha256, hq_probs, load_model, preprocess
+from dclm.classifier.data import ExampleSet, load_examples
+from dclm.classifier.metrics import precision_recall, roc_auc
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def train_classifier(
         # the first run's weights and soon fails with "Encountered NaN"; a fresh process is reproducible
         error_file = os.path.join(tmp, "error.txt")
         job = json.dumps([train_file, tmp_model, asdict(params), verbose, error_file])
-        proc = subprocess.run([sys.executable, "-c", "import sys; from dclm.quality.train import _fit_main; _fit_main(sys.argv[1])", job])
+        proc = subprocess.run([sys.executable, "-c", "import sys; from dclm.classifier.train import _fit_main; _fit_main(sys.argv[1])", job])
         if proc.returncode != 0:
             detail = open(error_file).read().strip() if os.path.exists(error_file) else f"trainer exited with {proc.returncode}"
             raise DclmError(f"fastText training failed: {detail}")

@@ -1,6 +1,6 @@
 import pytest
 
-from dclm import assets
+from dclm.assets import resolve as assets
 from dclm.errors import DclmError
 
 

@@ -5,8 +5,8 @@ import pytest
 from dclm.cli import main
 from dclm.errors import DclmError
 from dclm.io import write_pages
-from dclm.quality.classifier import CC_LABEL, HQ_LABEL, hq_probs, load_model
-from dclm.quality.train import FastTextParams, card_path, train_classifier
+from dclm.classifier.model import CC_LABEL, HQ_LABEL, hq_probs, load_model
+from dclm.classifier.train import FastTextParams, card_path, train_classifier
 
 from .conftest import make_pages
 

@@ -6,4 +6,4 @@ The names are loaded on first use, so that building the CLI parser stays cheap.
 from dclm.lazy import lazy_exports
 
 __all__ = ["ProcessResult", "run_process"]
-__getattr__ = lazy_exports(__name__, dict.fromkeys(__all__, "dclm.pipeline.runner"))
+__getattr__ = lazy_exports(__name__, dict.fromkeys(__all__, "dclm.process.runner"))

@@ -12,9 +12,9 @@ import pytest
 
 from dclm.cli import main
 from dclm.io import read_pages, write_pages
-from dclm.pipeline import run_process
-from dclm.pipeline.config import load_pipeline
-from dclm.pipeline.executor import process_pages
+from dclm.process import run_process
+from dclm.process.config import load_pipeline
+from dclm.process.executor import process_pages
 
 CONFIG = """
 - source: web

@@ -6,8 +6,8 @@ import pytest
 from dclm.cli import main
 from dclm.errors import DclmError
 from dclm.io import list_shards, read_pages, write_pages
-from dclm.quality.score import score_shards
-from dclm.quality.select import select_pages
+from dclm.classifier.score import score_shards
+from dclm.classifier.select import select_pages
 
 KEY = "fasttext_oh_eli5_vs_rw_v2_prob"
 
@@ -56,7 +56,7 @@ def test_threshold_is_dclm_quality_filter(attrs, eval_shards, tmp_path):
 
 
 def test_rethresholding_reads_only_sidecars(attrs, eval_shards, tmp_path, monkeypatch):
-    import dclm.quality.select as sel
+    import dclm.classifier.select as sel
 
     full = select_pages(str(attrs), keep_top_fraction=0.25, inputs=[str(eval_shards)], progress=False)
     read = []

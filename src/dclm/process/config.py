@@ -138,7 +138,7 @@ def parse_steps(raw_steps: Any, where: str = "config", base_dir: str | None = No
             _check_global_kwargs(step, where)
         else:
             _check_kwargs(resolve(func, base_dir), step, where)
-            from dclm.pipeline.aggregators import make_aggregator
+            from dclm.process.aggregators import make_aggregator
 
             for key, spec in aggregate.items():
                 make_aggregator(key, spec)
@@ -175,7 +175,7 @@ def _check_kwargs(fn: Callable, step: Step, where: str) -> None:
 
 
 def _check_global_kwargs(step: Step, where: str) -> None:
-    from dclm.pipeline.global_steps import GLOBAL_ARGS
+    from dclm.process.global_steps import GLOBAL_ARGS
 
     allowed = GLOBAL_ARGS[step.func]
     for key in step.kwargs:

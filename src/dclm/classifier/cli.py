@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from dclm.quality.classifier import DEFAULT_KEY
+from dclm.classifier.model import DEFAULT_KEY
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -102,7 +102,7 @@ def _register_select(verbs) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from dclm.quality.train import FastTextParams, card_path, train_classifier
+    from dclm.classifier.train import FastTextParams, card_path, train_classifier
 
     params = FastTextParams(lr=args.lr, dim=args.dim, ws=args.ws, epoch=args.epoch, minCount=args.min_count,
                             wordNgrams=args.word_ngrams, bucket=args.bucket, thread=args.threads, seed=args.seed)
@@ -121,7 +121,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from dclm.quality.score import score_shards
+    from dclm.classifier.score import score_shards
 
     result = score_shards(args.model, args.input, args.output, key=args.key, text_key=args.text_key,
                           workers=args.workers, batch_size=args.batch_size, overwrite=args.overwrite,
@@ -138,7 +138,7 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _select(args: argparse.Namespace) -> int:
-    from dclm.quality.select import select_pages
+    from dclm.classifier.select import select_pages
 
     report = select_pages(
         args.attributes, threshold=args.threshold, keep_top_fraction=args.keep_top_fraction, inputs=args.input,

@@ -25,7 +25,7 @@ import orjson
 from dclm.errors import DclmError
 from dclm.io import Shard, encode_pages, iter_pages, list_shards, write_bytes
 from dclm.io.pages import url_to_fs
-from dclm.quality.classifier import DEFAULT_KEY, file_sha256, hq_probs, load_model
+from dclm.classifier.model import DEFAULT_KEY, file_sha256, hq_probs, load_model
 
 logger = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ def score_shards(
     progress: bool = True,
 ) -> ScoreResult:
     """Score every page shard under `inputs` into sidecars under `output`; resumes unless `overwrite`."""
-    from dclm.quality.classifier import resolve_model
+    from dclm.classifier.model import resolve_model
 
     if batch_size < 1:
         raise DclmError(f"--batch-size must be at least 1, got {batch_size}")

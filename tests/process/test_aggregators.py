@@ -1,7 +1,7 @@
 import pytest
 
 from dclm.errors import DclmError
-from dclm.pipeline.aggregators import histogram, make_aggregator, percentiles, threshold_transform
+from dclm.process.aggregators import histogram, make_aggregator, percentiles, threshold_transform
 
 
 def test_percentiles_nearest():

@@ -22,8 +22,8 @@ import orjson
 from dclm.errors import DclmError
 from dclm.io import Shard, iter_pages, write_bytes, write_pages
 from dclm.io.pages import url_to_fs
-from dclm.quality.classifier import DEFAULT_KEY
-from dclm.quality.score import MANIFEST, list_inputs, sidecar_rel
+from dclm.classifier.model import DEFAULT_KEY
+from dclm.classifier.score import MANIFEST, list_inputs, sidecar_rel
 
 REPORT = "_select_report.json"
 

@@ -6,9 +6,9 @@ import pytest
 
 from dclm.io import list_shards, read_pages, write_pages
 from dclm.mappers import names
-from dclm.quality.classifier import DCLM_MODEL_DIR
-from dclm.quality.score import score_shards
-from dclm.quality.select import select_pages
+from dclm.classifier.model import DCLM_MODEL_DIR
+from dclm.classifier.score import score_shards
+from dclm.classifier.select import select_pages
 
 from .conftest import make_pages
 
@@ -19,7 +19,7 @@ def test_dclm_fasttext_filter_yaml_matches_score_and_select(shared_dir, trained,
     yaml = shared_dir / "dclm_reference" / "baselines_configs" / "fasttext_filter.yaml"
     if not yaml.exists() or "quality_filter" not in names():
         pytest.skip("needs DCLM's fasttext_filter.yaml and the quality_filter mapper")
-    from dclm.pipeline.runner import run_process
+    from dclm.process.runner import run_process
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / DCLM_MODEL_DIR).mkdir(parents=True)

@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dclm.pipeline.runner import format_summary, run_process
+    from dclm.process.runner import format_summary, run_process
 
     result = run_process(
         config=args.config, inputs=args.input, output=args.output, source_name=args.source_name,

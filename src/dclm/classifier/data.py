@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 from dclm.io import iter_pages, list_shards
-from dclm.quality.classifier import preprocess
+from dclm.classifier.model import preprocess
 
 
 @dataclass

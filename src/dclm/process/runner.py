@@ -26,9 +26,9 @@ import orjson
 from dclm.errors import DclmError
 from dclm.io.pages import Shard, encode_pages, list_shards, read_pages, url_to_fs, write_bytes
 from dclm.mappers.registry import load_module
-from dclm.pipeline.config import Chunk, Pipeline, load_pipeline, steps_digest
-from dclm.pipeline.executor import ShardJob, ShardResult, run_shard_job
-from dclm.pipeline.stats import read_jsonl_records, truncate_to_commit, write_jsonl_records
+from dclm.process.config import Chunk, Pipeline, load_pipeline, steps_digest
+from dclm.process.executor import ShardJob, ShardResult, run_shard_job
+from dclm.process.stats import read_jsonl_records, truncate_to_commit, write_jsonl_records
 
 logger = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ def _accumulate(totals: dict[int, dict], results: list[ShardResult]) -> None:
 
 def _run_global(chunk: Chunk, shards: list[Shard], layout: _Layout, pipeline: Pipeline) -> dict:
     """A global step over all shards, in the driver; skipped when its completion marker matches."""
-    from dclm.pipeline.global_steps import run_global_step
+    from dclm.process.global_steps import run_global_step
 
     step = chunk.steps[0]
     marker = f"{layout.root}/work/chunk_{chunk.index:02d}/_DONE.json"

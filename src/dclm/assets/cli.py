@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from dclm.assets_fetch import fetch_assets
+    from dclm.assets.fetch import fetch_assets
 
     results = fetch_assets(args.names, dest=args.dest, base_url=args.base_url, force=args.force,
                            progress=not args.no_progress, timeout=args.timeout)
@@ -55,7 +55,7 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from dclm.assets_fetch import list_assets
+    from dclm.assets.fetch import list_assets
 
     rows = list_assets(args.dest)
     width = max(len(r["name"]) for r in rows)

@@ -4,9 +4,9 @@ import random
 import numpy as np
 import pytest
 
-from dclm.quality.data import reservoir_sample
-from dclm.quality.metrics import precision_recall, roc_auc, roc_auc_pairs
-from dclm.quality.select import histogram, top_fraction_mask, top_fraction_mask_reference
+from dclm.classifier.data import reservoir_sample
+from dclm.classifier.metrics import precision_recall, roc_auc, roc_auc_pairs
+from dclm.classifier.select import histogram, top_fraction_mask, top_fraction_mask_reference
 
 
 @pytest.mark.parametrize("seed", range(5))

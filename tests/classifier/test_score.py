@@ -10,8 +10,8 @@ from dclm.cli import main
 from dclm.errors import DclmError
 from dclm.io import list_shards, read_pages, write_pages
 from dclm.mappers import get
-from dclm.quality.classifier import CC_LABEL, DCLM_MODEL_DIR, hq_probs, load_model, resolve_model
-from dclm.quality.score import score_shards
+from dclm.classifier.model import CC_LABEL, DCLM_MODEL_DIR, hq_probs, load_model, resolve_model
+from dclm.classifier.score import score_shards
 
 from .conftest import make_pages
 
@@ -102,7 +102,7 @@ def test_parallel_workers_give_identical_bytes(scored, trained, eval_shards, tmp
 
 
 def test_enricher_in_a_yaml_pipeline(trained, tmp_path, monkeypatch):
-    from dclm.pipeline.runner import run_process
+    from dclm.process.runner import run_process
 
     pages = make_pages(40, "hq", seed=3) + make_pages(40, "cc", seed=3)
     write_pages(str(tmp_path / "in" / "s.jsonl"), pages)

@@ -41,7 +41,7 @@ def task_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained(task_dir, tmp_path_factory):
     """(model path, card) trained once for the session with DCLM's recipe and a small bucket count."""
-    from dclm.quality.train import FastTextParams, train_classifier
+    from dclm.classifier.train import FastTextParams, train_classifier
 
     out = tmp_path_factory.mktemp("model") / "quality.bin"
     card = train_classifier([str(task_dir / "positive")], [str(task_dir / "negative")], str(out),

@@ -3,7 +3,7 @@ import hashlib
 import orjson
 import pytest
 
-from dclm.assets_fetch import ASSETS, MANIFEST, fetch_assets, list_assets, select
+from dclm.assets.fetch import ASSETS, MANIFEST, fetch_assets, list_assets, select
 from dclm.cli import main
 from dclm.errors import DclmError
 
