@@ -98,12 +98,18 @@ def init_ray(address: str | None = None, num_cpus: int | None = None):
 
 def _ray_completed(fn, jobs, workers: int, address: str | None):
     ray = init_ray(address, workers)
-    task = ray.remote(max_retries=3)(fn)
-    refs = {task.remote(job): i for i, job in enumerate(jobs)}
+    task = ray.remote(max_retries=3)(_apply)
+    fn_ref = ray.put(fn)
+    refs = {task.remote(fn_ref, job): i for i, job in enumerate(jobs)}
     pending = list(refs)
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)
         yield refs[ready[0]], ray.get(ready[0])
+
+
+def _apply(fn, job):
+    """The Ray task body: any picklable callable (a partial, a builtin) runs as a task this way."""
+    return fn(job)
 
 
 def chunked(items: Iterable[J], size: int) -> Iterator[list[J]]:
