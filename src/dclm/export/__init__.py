@@ -7,10 +7,10 @@ nor the optional exporters.
 from dclm.lazy import lazy_exports
 
 _EXPORTS = {
-    "GGUFExportConfig": "dclm.export.gguf",
+    "GGUFExportConfig": "dclm.export.configs",
     "GGUFExportResult": "dclm.export.gguf",
     "export_gguf": "dclm.export.gguf",
-    "ONNXExportConfig": "dclm.export.onnx",
+    "ONNXExportConfig": "dclm.export.configs",
     "ONNXExportResult": "dclm.export.onnx",
     "export_onnx": "dclm.export.onnx",
 }

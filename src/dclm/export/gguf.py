@@ -14,25 +14,10 @@ import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from dclm.errors import DclmError
-from dclm.runtime.config import ConfigError, arg
-
-OUTTYPES = ("f32", "f16", "bf16", "q8_0", "q4_0")
-
-
-@dataclass(frozen=True)
-class GGUFExportConfig:
-    model: str = arg(help="checkpoint: a directory in the apple/DCLM-7B layout, or an open_lm .pt file")
-    output: str = arg(help="the .gguf file to write")
-    outtype: Literal["f32", "f16", "bf16", "q8_0", "q4_0"] = arg(
-        "f16", help="type of the weight matrices (norm gains stay f32)")
-    tokenizer: str | None = arg(None, help="tokenizer.json to embed (default: MODEL/tokenizer.json, else GPT-NeoX-20B)")
-    name: str | None = arg(None, help="general.name (default: the config's `model` label or the file name)")
-    source_url: str | None = arg(None, help="general.source.url to record (e.g. https://huggingface.co/apple/DCLM-7B)")
-    n_heads: int | None = arg(None, help="head count of a .pt checkpoint whose shapes do not tell it")
-    progress: bool = arg(True, help="show a progress bar")
+from dclm.export.configs import OUTTYPES, GGUFExportConfig
+from dclm.runtime.config import ConfigError
 
 
 @dataclass(frozen=True)

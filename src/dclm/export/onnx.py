@@ -20,24 +20,14 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from dclm.errors import DclmError
-from dclm.runtime.config import arg
+from dclm.export.configs import ONNXExportConfig
 
 MODEL_FILE = "model.onnx"
 DATA_FILE = "model.onnx.data"
 META_FILE = "dclm_onnx.json"
 OPSET = 17
-
-
-@dataclass(frozen=True)
-class ONNXExportConfig:
-    model: str = arg(help="checkpoint directory in the apple/DCLM-7B layout")
-    output: str = arg(help="directory to write (model.onnx, model.onnx.data, tokenizer.json, dclm_onnx.json)")
-    dtype: Literal["fp32", "fp16"] = arg("fp32", help="weight and compute dtype")
-    int8: bool = arg(False, help="int8 weights via ONNX Runtime dynamic quantization (from the fp32 graph)")
-    tokenizer: str | None = arg(None, help="tokenizer.json to copy beside the model (default: MODEL/tokenizer.json)")
 
 
 @dataclass(frozen=True)
