@@ -65,6 +65,6 @@ def gguf_files(tmp_path_factory, tiny_dir):
     from dclm.export.gguf import export_gguf
 
     out = tmp_path_factory.mktemp("gguf")
-    return {t: export_gguf(GGUFExportConfig(model=str(tiny_dir), output=str(out / f"tiny-{t}.gguf"), outtype=t,
+    return {"dir": tiny_dir} | {t: export_gguf(GGUFExportConfig(model=str(tiny_dir), output=str(out / f"tiny-{t}.gguf"), outtype=t,
                                             progress=False))
             for t in ("f32", "f16", "q8_0", "q4_0")}

@@ -24,6 +24,37 @@ def _threads() -> int:
     return torch.get_num_threads()
 
 
+def amx_cpu() -> bool:
+    """Whether this llama.cpp build runs on a CPU with AMX (it then repacks quantized weights for AMX)."""
+    import llama_cpp
+
+    return b"AMX_INT8 = 1" in llama_cpp.llama_print_system_info()
+
+
+def load_llama(path: str | Path, **kwargs):
+    """`llama_cpp.Llama(path, **kwargs)`, with llama.cpp's weight repacking (`--no-repack` in its CLI) turned
+    off on AMX CPUs: there the AMX repack of Q8_0/Q4_0 weights segfaults in the first matmul
+    (ggml-org/llama.cpp#20824; seen here with llama-cpp-python 0.3.36 for every quantized file). The
+    Python API has no switch for it, so the default model params are patched for the one load."""
+    import llama_cpp
+    import llama_cpp.llama_cpp as capi
+
+    if not amx_cpu():
+        return llama_cpp.Llama(str(path), **kwargs)
+    default = capi.llama_model_default_params
+
+    def no_repack():
+        params = default()
+        params.use_extra_bufts = False
+        return params
+
+    capi.llama_model_default_params = no_repack
+    try:
+        return llama_cpp.Llama(str(path), **kwargs)
+    finally:
+        capi.llama_model_default_params = default
+
+
 class LlamaCppTokenizer:
     """The GGUF's own vocabulary; special-token text in a prompt is matched, as HF's encode matches it."""
 
@@ -53,7 +84,7 @@ class LlamaCppBackend:
         threads = threads or _threads()
         cache = {"type_k": llama_cpp.GGML_TYPE_F32, "type_v": llama_cpp.GGML_TYPE_F32} if f32_cache else {}
         try:
-            self.llm = llama_cpp.Llama(str(p), n_ctx=n_ctx or 0, n_threads=threads, n_threads_batch=threads,
+            self.llm = load_llama(p, n_ctx=n_ctx or 0, n_threads=threads, n_threads_batch=threads,
                                        n_batch=512, verbose=False, **cache)
         except ValueError as e:  # llama-cpp-python's "Failed to load model from file"
             raise DclmError(f"{p}: llama.cpp cannot load it ({e})") from None
@@ -66,8 +97,12 @@ class LlamaCppBackend:
 
     def feed(self, ids: list[int]) -> np.ndarray:
         """Append tokens to the context; the logits after the last one [V] (float32)."""
+        import llama_cpp
+
         self.llm.eval(ids)
-        return np.asarray(self.llm.scores[self.llm.n_tokens - 1], dtype=np.float32)
+        # without logits_all, llama-cpp-python keeps no scores; the context still holds the last row's logits
+        row = llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
+        return np.ctypeslib.as_array(row, shape=(self.vocab_size,)).astype(np.float32)
 
 
 class OnnxBackend:

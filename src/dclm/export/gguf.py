@@ -9,6 +9,7 @@ under a temporary name and renamed when complete.
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import time
@@ -77,6 +78,7 @@ def _tokenizer_json(cfg: GGUFExportConfig, src) -> tuple[str, str]:
 def export_gguf(cfg: GGUFExportConfig) -> GGUFExportResult:
     """Write `cfg.model` as a GGUF file; refuses (DclmError) a checkpoint the olmoe graph cannot run exactly."""
     gguf = _import_gguf()
+    logging.getLogger("gguf").setLevel(logging.WARNING)  # its writer logs every file plan at INFO
     from dclm.export import olmoe
     from dclm.export.source import open_checkpoint
     from dclm.export.vocab import PRE_TOKENIZER, gguf_vocab

@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,7 +119,10 @@ def _export_graph(model, path: Path, dtype) -> None:
         axes[n] = {0: "batch", 2: "past"}
     for n in outputs[1:]:
         axes[n] = {0: "batch", 2: "total"}
-    with torch.no_grad():
+    # torch 2.13's TorchScript exporter (dynamo=False; the dynamo one needs onnxscript) warns that it is
+    # deprecated and that shapes are traced; both are expected here
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(decoder_module(model), (ids, *past), str(path), input_names=inputs, output_names=outputs,
                           dynamic_axes=axes, opset_version=OPSET, dynamo=False)
 
