@@ -156,6 +156,9 @@ def export_onnx(cfg: ONNXExportConfig) -> ONNXExportResult:
         raise DclmError(f"{out} exists and is not an earlier `dclm export onnx` output; choose a new --output")
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=out.name + ".part", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(stage, 0o777 & ~umask)  # mkdtemp's 0700 would make the final directory private
     try:
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
             raw = Path(tmp) / MODEL_FILE

@@ -120,7 +120,8 @@ def _open_pt(p: Path, n_heads: int | None) -> CheckpointSource:
 
 
 def _check_shapes(src: CheckpointSource) -> None:
-    expected = {k: tuple(v.shape) for k, v in Transformer(src.args, init=False).to("meta").state_dict().items()}
+    with torch.device("meta"):  # shapes only: a CPU-built model would cost the checkpoint's size in memory
+        expected = {k: tuple(v.shape) for k, v in Transformer(src.args, init=False).state_dict().items()}
     found = src.shapes()
     if src.args.weight_tying:
         expected.pop("output.weight")
