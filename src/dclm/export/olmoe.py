@@ -65,14 +65,22 @@ def unsupported_reason(src: CheckpointSource) -> str | None:
     return None
 
 
+_CHUNK = 1024  # rows per float64 partial sum: torch's mean(dtype=float64) would copy the whole tensor to float64
+
+
 def centre_rows(w: torch.Tensor) -> torch.Tensor:
-    """W - mean over its output rows (dim 0), so W @ y has zero mean for every y; mean taken in float64."""
-    return w.sub_(w.mean(dim=0, dtype=torch.float64).to(w.dtype))
+    """W - mean over its output rows (dim 0), so W @ y has zero mean for every y; the mean summed in float64."""
+    total = torch.zeros(w.shape[1], dtype=torch.float64)
+    for part in w.split(_CHUNK, dim=0):
+        total += part.sum(dim=0, dtype=torch.float64)
+    return w.sub_((total / w.shape[0]).to(w.dtype))
 
 
 def centre_each_row(w: torch.Tensor) -> torch.Tensor:
-    """Every row minus its own mean (embedding rows, each a residual-stream write)."""
-    return w.sub_(w.mean(dim=1, keepdim=True, dtype=torch.float64).to(w.dtype))
+    """Every row minus its own mean (embedding rows, each a residual-stream write), in place."""
+    for part in w.split(_CHUNK, dim=0):
+        part.sub_(part.mean(dim=1, keepdim=True, dtype=torch.float64).to(w.dtype))
+    return w
 
 
 class _OneSlot:
