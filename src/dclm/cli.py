@@ -26,6 +26,7 @@ VERB_MODULES = (
     "dclm.tokenize.cli",
     "dclm.generate.cli",
     "dclm.convert.cli",
+    "dclm.export.cli",
     "dclm.assets.cli",
 )
 

@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="tokenizer.json (or directory/hub name); default MODEL/tokenizer.json, else EleutherAI/gpt-neox-20b")
     p.add_argument("--compile", action="store_true", help="torch.compile the decode step (CUDA graphs on GPU)")
     p.add_argument("--eos-id", type=int, default=0, help="stop token id (default 0 = <|endoftext|>; -1 = none)")
+    p.add_argument("--backend", choices=["torch", "onnx", "llama.cpp"], default="torch",
+                   help="torch (default): dclm's decoder; onnx: --model is a `dclm export onnx` directory; "
+                   "llama.cpp: --model is a .gguf from `dclm export gguf` (needs llama-cpp-python)")
     p.set_defaults(func=run_generate)
 
     q = sub.add_parser(
@@ -114,6 +117,10 @@ def run_generate(args) -> int:
         repetition_penalty=penalty, greedy=args.greedy, seed=args.seed, stop=args.stop,
         eos_id=None if args.eos_id < 0 else args.eos_id,
     )
+    if args.backend != "torch":
+        from dclm.export.backends import run_backend
+
+        return run_backend(args, prompts, params)
     device, dtype = _device_dtype(args.device, args.dtype)
     model = load_for_inference(args.model, device=device, dtype=dtype)
     tokenizer = load_tokenizer(args.model, args.tokenizer)
