@@ -14,6 +14,7 @@ import sys
 
 from dclm import __version__
 from dclm.errors import DclmError
+from dclm.extras import extra_for, missing_extra_message
 from dclm.runtime.config import ConfigError
 
 # verb modules, in the order `dclm --help` lists them
@@ -61,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     except DclmError as e:
         print(f"dclm: {e}", file=sys.stderr)
         return e.exit_code
+    except ModuleNotFoundError as e:
+        if not extra_for(e.name):
+            raise  # not an optional dependency: a real bug, keep its traceback
+        print(f"dclm: {missing_extra_message(f'dclm {args.verb}', e.name)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("dclm: interrupted", file=sys.stderr)
         return 130

@@ -15,6 +15,7 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
     assert stages["heuristics"]["detail"]["removed_by_step"]
     assert 0 < stages["dedup"]["n_out"] < stages["heuristics"]["n_out"]  # planted duplicates are found
     assert 0 < stages["quality"]["n_out"] < stages["dedup"]["n_out"]
+    assert 0.5 < stages["quality"]["detail"]["valid_roc_auc"] <= 1.0  # read from the card's valid_metrics
     assert stages["tokenize-shuffle"]["n_out"] > 0
     model = stages["model"]["detail"]
     assert model["loss_last"] < model["loss_first"] and model["sample"]

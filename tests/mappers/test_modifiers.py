@@ -105,7 +105,8 @@ def test_move_url_and_key_name():
     page = {"content": "x"}
     assert key_name_modifier(page) == [{"text": "x"}]
     page = {"content": "x", "text": "y"}
-    assert key_name_modifier(page) == [{"content": "x", "text": "y"}]
+    with pytest.warns(UserWarning, match="text is already in the page but allow_overwrite is set to False."):
+        assert key_name_modifier(page) == [{"content": "x", "text": "y"}]
     assert key_name_modifier(page, allow_overwrite=True) == [{"text": "x"}]
     assert key_name_modifier({"a": 1}) == [{"a": 1}]
 

@@ -227,3 +227,36 @@ def test_exact_dedup_splits_the_pipeline_into_chunks(workdir):
     assert dedup["pages_in"] == 6 and dedup["pages_out"] == 0
     again = run_process("d.yaml", "in", "out", workers=1, progress=False)
     assert again.ok and again.skipped == 3
+
+
+SAMPLING = """
+- source: web
+  steps:
+    - func: random_sampling_filter
+      keep_probability: 0.5
+    - commit
+    - func: random_sampling_filter
+      keep_probability: 0.5
+"""
+
+
+def test_global_random_is_seeded_per_shard_and_step(workdir, make_shards):
+    import random
+
+    make_shards(workdir / "in", 4, 60)
+    (workdir / "s.yaml").write_text(SAMPLING)
+    random.seed(123)
+    before = random.getstate()
+    one = run_process("s.yaml", "in", "one", workers=1, progress=False)
+    assert random.getstate() == before  # an in-process run leaves the caller's generator alone
+    two = run_process("s.yaml", "in", "two", workers=2, progress=False)
+    assert one.done == two.done == 4
+    kept = tree_bytes(workdir / "one/s", "processed_data")
+    assert kept == tree_bytes(workdir / "two/s", "processed_data")
+    per_shard = [[p["id"] % 1000 for p in read_pages(str(workdir / "one/s/processed_data" / rel))] for rel in sorted(kept)]
+    assert len({tuple(ids) for ids in per_shard}) == 4  # each shard draws its own stream
+    assert 0.1 < sum(map(len, per_shard)) / 240 < 0.4
+    # the in-memory path draws the same stream for the same shard name
+    pages = read_pages(str(workdir / "in/part0/shard_002.jsonl.gz"))
+    out, _, _ = process_pages(list(load_pipeline("s.yaml").steps), pages, rel="part0/shard_002.jsonl.gz")
+    assert [p["id"] % 1000 for p in out] == per_shard[2]

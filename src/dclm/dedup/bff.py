@@ -1,4 +1,4 @@
-"""BFF: DCLM's Bloom-filter n-gram deduplication (`dedup/bff`, spec §4.2), same decisions, reproducible.
+"""BFF: DCLM's Bloom-filter n-gram deduplication (`dedup/bff/src/main.rs` in DCLM), same decisions, reproducible.
 
 Each document is split into paragraphs (UTF-8 byte spans; every paragraph after the first starts with
 its `\\n`), tokenised with UAX #29 word segmentation (`segment.py`), and its n-grams of
@@ -7,7 +7,7 @@ inserted. The remove types follow bff exactly (see `reference.py`, the plain-Pyt
 
 * `both`: bff's paragraph cursor never advances, so every n-gram after the first paragraph lands in
   the cross-paragraph bucket and only the first paragraph can ever be removed. Here each n-gram
-  belongs to the paragraph that holds all its tokens (spec §4.2); cross-paragraph n-grams are inserted
+  belongs to the paragraph that holds all its tokens; cross-paragraph n-grams are inserted
   only when no paragraph they touch was removed.
 * `naive-both`: bff's document pass inserts every n-gram before the paragraph pass runs, so each
   paragraph then finds its own n-grams and is removed. Here the document's n-grams are inserted after

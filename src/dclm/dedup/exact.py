@@ -1,4 +1,4 @@
-"""Exact deduplication over a whole dataset: DCLM's `exact_dedup` global step (spec §1.5).
+"""Exact deduplication over a whole dataset: DCLM's `exact_dedup` global step (DCLM's `ray_processing/dedup_jsonl.py`).
 
 Every *content unit* is hashed with MD5 of `str(normalize(unit))` (or of the raw unit). A string under
 `content_key` is one unit; a list under it (e.g. after `split_lines_modifier`) gives one unit per element,

@@ -477,9 +477,10 @@ def decide_naive_both(bits, m_bits, k, probe_seed, doc_ng_off, doc_ngrams, doc_p
 @njit(cache=True)
 def decide_both(bits, m_bits, k, probe_seed, doc_ng_off, ngrams, first, last, short_flag, short_hash,
                 doc_para_off, threshold, update):
-    """spec §4.2 `both`: every check first; the document goes when contained/total >= threshold, else a
-    paragraph goes when its own n-grams are >= threshold contained; then n-grams of surviving
-    paragraphs, and cross-paragraph n-grams touching no removed paragraph, are inserted.
+    """`both` mode (DCLM `dedup/bff/src/main.rs`, with bff.py's paragraph fix): every check first; the
+    document goes when contained/total >= threshold, else a paragraph goes when its own n-grams are
+    >= threshold contained; then n-grams of surviving paragraphs, and cross-paragraph n-grams touching
+    no removed paragraph, are inserted.
     Returns (doc_contained, doc_total, doc_removed, para_removed)."""
     n_docs = doc_ng_off.shape[0] - 1
     doc_contained = np.zeros(n_docs, dtype=np.int64)

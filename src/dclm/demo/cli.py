@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from dclm.extras import require
+
+    require("dclm demo (it trains and samples a model)", "torch", "transformers", "safetensors")
     from dclm.demo.run import format_reports, run_demo
 
     reports = run_demo(args.output, n_pages=args.pages, seed=args.seed, workers=args.workers,

@@ -8,8 +8,8 @@ test otherwise (the `_reference` twins are DCLM's loops; the tests compare both)
 from __future__ import annotations
 
 import bisect
-import logging
 import re
+import warnings
 from typing import Callable
 
 from retrie.retrie import Blacklist
@@ -18,7 +18,6 @@ from dclm.assets import resolve_asset
 from dclm.mappers.core_utils import split_paragraphs, split_words
 from dclm.mappers.registry import factory_function, mapper
 
-logger = logging.getLogger(__name__)
 
 CONTENT = "text"
 URL = "url"
@@ -42,7 +41,7 @@ def key_name_modifier(page: dict, old_key: str = "content", new_key: str = "text
     if old_key not in page:
         return [page]
     if new_key in page and not allow_overwrite:
-        logger.warning("key_name_modifier: %r already exists and allow_overwrite is False; keeping %r", new_key, old_key)
+        warnings.warn(f"{new_key} is already in the page but allow_overwrite is set to False.")  # DCLM's UserWarning, same text
         return [page]
     page[new_key] = page.pop(old_key)
     return [page]

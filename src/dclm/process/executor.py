@@ -5,12 +5,17 @@ counted under `errors` and written with the step and error to the shard's reject
 the chunk's end write the pages, then the stats file whose commit record carries the step count and the
 output's digest; a rerun resumes after the last commit whose output is intact, otherwise from the chunk
 input, which is never modified. Outputs are therefore identical whether or not a run was interrupted.
+
+Mappers that draw from Python's global `random` (DCLM's `random_sampling_filter`) see it seeded before each
+step from the run seed, the shard path and the step index (`seed_step`), so their draws do not depend on
+worker count, shard order or where a resumed run restarted.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import random
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -40,6 +45,7 @@ class ShardJob:
     workers: int = 1
     base_dir: str = "."
     mapper_modules: tuple[str, ...] = ()
+    seed: int = 0
 
 
 @dataclass
@@ -79,6 +85,12 @@ def _reject(step: Step | None, error: str, page: Any, lineno: int | None = None)
         rec["line"] = lineno
     rec["page"] = page
     return rec
+
+
+def seed_step(seed: int, rel: str, step_index: int) -> None:
+    """Seed the global `random` for one step of one shard (a str seed is hashed with SHA-512 by `random`,
+    so the stream is the same in every process and Python run)."""
+    random.seed(f"{seed}:{rel}:{step_index}")
 
 
 def run_step(step: Step, fn: Callable, pages: list[dict], rejects: list[dict], workers: int = 1) -> tuple[list[dict], dict]:
@@ -141,13 +153,16 @@ def run_step(step: Step, fn: Callable, pages: list[dict], rejects: list[dict], w
     return out, record
 
 
-def process_pages(steps: list[Step], pages: list[dict], base_dir: str | None = None) -> tuple[list[dict], list[dict], list[dict]]:
-    """Run local steps over in-memory pages (no files): returns (pages, step records, rejects)."""
+def process_pages(steps: list[Step], pages: list[dict], base_dir: str | None = None, seed: int = 0,
+                  rel: str = "") -> tuple[list[dict], list[dict], list[dict]]:
+    """Run local steps over in-memory pages (no files): returns (pages, step records, rejects); `rel` names
+    the shard for `seed_step`."""
     records: list[dict] = []
     rejects: list[dict] = []
     for step in steps:
         if step.is_commit:
             continue
+        seed_step(seed, rel, step.index)
         pages, rec = run_step(step, build_mapper(step, base_dir), pages, rejects)
         records.append(rec)
         if not pages:
@@ -158,6 +173,7 @@ def process_pages(steps: list[Step], pages: list[dict], base_dir: str | None = N
 def run_shard_job(job: ShardJob) -> ShardResult:
     """Process one shard through one chunk; failures come back as a `failed` result, never raised."""
     t0 = time.perf_counter()
+    rng_state = random.getstate()  # in-process runs leave the caller's generator as it was
     try:
         result = _run(job)
     except DclmError as e:
@@ -166,6 +182,8 @@ def run_shard_job(job: ShardJob) -> ShardResult:
         tb = traceback.extract_tb(e.__traceback__)[-1]
         where = f" at {os.path.basename(tb.filename)}:{tb.lineno}" if tb else ""
         result = ShardResult(job.rel, "failed", error=f"{e.__class__.__name__}: {e}{where}")
+    finally:
+        random.setstate(rng_state)
     result.secs = time.perf_counter() - t0
     return result
 
@@ -238,6 +256,7 @@ def _run(job: ShardJob) -> ShardResult:
         if not pages:  # DCLM stops early once nothing is left
             skipped += 1
             continue
+        seed_step(job.seed, job.rel, step.index)
         try:
             pages, rec = run_step(step, fn, pages, rejects, job.workers)
         except ShardFailed:

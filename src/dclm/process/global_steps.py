@@ -1,4 +1,4 @@
-"""Global steps: functions that need every shard at once. DCLM has one, `exact_dedup` (spec §1.5)."""
+"""Global steps: functions that need every shard at once. DCLM has one, `exact_dedup` (DCLM's `baselines/core/processor.py` and `ray_processing/dedup_jsonl.py`)."""
 
 from __future__ import annotations
 

@@ -116,7 +116,7 @@ def massive_web_repetition_filters(page: dict, skip_paragraph=False) -> list[dic
 def repetition_filter(page: dict, granularity, max_fraction: float, count_characters: bool = True,
                       ngram_char_ratio: str | None = None, ignore_case: bool = False, cache: dict | None = None) -> list[dict]:
     """Drop when the repeated fraction at `granularity` ('line', 'paragraph' or an n-gram size) exceeds
-    `max_fraction` (Gopher's measures; see the spec §3.1)."""
+    `max_fraction` (Gopher's measures, DCLM's `baselines/mappers/filters/content_filters.py`)."""
     if page[CONTENT] == "":
         return []
     if cache is None:

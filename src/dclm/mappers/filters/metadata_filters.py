@@ -1,14 +1,15 @@
 """DCLM's metadata filters (baselines/mappers/filters/metadata_filters.py).
 
-One deliberate difference: DCLM's `random_sampling_filter` draws from Python's unseeded global RNG, so two
-runs keep different pages. Ours takes a `seed` (default 0) and derives each page's draw from the seed and
-the page's text and url, so a run is reproducible and independent of page order and sharding.
+`random_sampling_filter` draws from Python's global `random`, as DCLM's does, so `random.seed(s)` before a
+run of calls fixes which pages it keeps. `dclm process` seeds that generator per shard and step from the run
+seed and the shard path (src/dclm/process/executor.py `seed_step`), so a pipeline run is reproducible,
+resumable and independent of how shards are spread over workers.
 """
 
 from __future__ import annotations
 
-import hashlib
 import pickle
+import random
 import re
 from typing import Callable
 from urllib.parse import urlparse
@@ -23,20 +24,11 @@ CONTENT = "text"
 URL = "url"
 
 
-def page_uniform(page: dict, seed: int = 0) -> float:
-    """A uniform draw in [0, 1) determined by `seed` and the page's text and url."""
-    h = hashlib.blake2b(digest_size=8, key=str(seed).encode()[:64])
-    h.update(str(page.get(CONTENT, "")).encode("utf-8", "surrogatepass"))
-    h.update(b"\x00")
-    h.update(str(page.get(URL, "")).encode("utf-8", "surrogatepass"))
-    return int.from_bytes(h.digest(), "big") / 2.0 ** 64
-
-
 @mapper
-def random_sampling_filter(page: dict, keep_probability=0.1, seed: int = 0) -> list[dict]:
-    """Keep a page with probability `keep_probability`; the draw is a function of `seed` and the page."""
+def random_sampling_filter(page: dict, keep_probability=0.1) -> list[dict]:
+    """Keep a page with probability `keep_probability`, one draw of the global `random` per call."""
     assert 0 <= keep_probability <= 1
-    return [page] if page_uniform(page, seed) < keep_probability else []
+    return [page] if random.random() < keep_probability else []
 
 
 @mapper
