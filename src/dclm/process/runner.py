@@ -29,6 +29,8 @@ from dclm.mappers.registry import load_module
 from dclm.process.config import Chunk, Pipeline, load_pipeline, steps_digest
 from dclm.process.executor import ShardJob, ShardResult, run_shard_job
 from dclm.process.stats import read_jsonl_records, truncate_to_commit, write_jsonl_records
+from dclm.runtime.jobs import resolve_workers, run_jobs
+from dclm.runtime.progress import progress_write
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +121,7 @@ def run_process(
         _clear(root)
     _remove_orphan_temp_files(root)
     layout = _Layout(root, pipeline, output_format)
-    workers = workers or os.cpu_count() or 1
+    workers = resolve_workers(workers)
     result = ProcessResult(output_dir=root, shards=len(shards))
     global_rows = read_jsonl_records(layout.global_stats)
     totals: dict[int, dict] = {}
@@ -177,58 +179,16 @@ def _remove_orphan_temp_files(root: str) -> None:
 
 
 def _execute(jobs: list[ShardJob], workers: int, ray: bool, ray_address: str | None, progress: bool, desc: str) -> list[ShardResult]:
-    from tqdm import tqdm
+    def report(job: ShardJob, r: ShardResult) -> None:
+        if r.status == "failed":
+            progress_write(f"dclm: shard {r.rel} failed: {r.error}")
+        for err in r.read_errors:
+            logger.warning("skipped bad line %s", err)
+        if r.read_rejects > len(r.read_errors):
+            logger.warning("%s: %d bad lines in all, written to its rejects file", r.rel, r.read_rejects)
 
-    bar = tqdm(total=len(jobs), desc=desc, unit="shard", disable=not progress, dynamic_ncols=True)
-    results: dict[str, ShardResult] = {}
-    try:
-        if ray:
-            it = _ray_results(jobs, ray_address, workers)
-        elif workers <= 1 or len(jobs) == 1:
-            it = (run_shard_job(j) for j in jobs)
-        else:
-            it = _pool_results(jobs, workers)
-        for r in it:
-            results[r.rel] = r
-            if r.status == "failed":
-                tqdm.write(f"dclm: shard {r.rel} failed: {r.error}")
-            for err in r.read_errors:
-                logger.warning("skipped bad line %s", err)
-            if r.read_rejects > len(r.read_errors):
-                logger.warning("%s: %d bad lines in all, written to its rejects file", r.rel, r.read_rejects)
-            bar.update(1)
-    finally:
-        bar.close()
-    return [results[j.rel] for j in jobs]
-
-
-def _pool_results(jobs: list[ShardJob], workers: int):
-    import concurrent.futures as cf
-    import multiprocessing as mp
-    from concurrent.futures.process import BrokenProcessPool
-
-    with cf.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(run_shard_job, j) for j in jobs]
-        try:
-            for fut in cf.as_completed(futures):
-                yield fut.result()
-        except BrokenProcessPool:
-            raise DclmError("a worker process died (out of memory or killed); rerun to resume") from None
-
-
-def _ray_results(jobs: list[ShardJob], address: str | None, workers: int):
-    try:
-        import ray
-    except ImportError:
-        raise DclmError("--ray needs Ray: pip install 'dclm[ray]'") from None
-    if not ray.is_initialized():
-        kwargs = {"address": address} if address else {"num_cpus": workers}
-        ray.init(include_dashboard=False, log_to_driver=False, **kwargs)
-    task = ray.remote(max_retries=3)(run_shard_job)
-    pending = [task.remote(j) for j in jobs]
-    while pending:
-        ready, pending = ray.wait(pending, num_returns=1)
-        yield ray.get(ready[0])
+    return run_jobs(run_shard_job, jobs, workers=workers, ray=ray, ray_address=ray_address, desc=desc,
+                    progress=progress, on_result=report)
 
 
 def _local_row(results: list[ShardResult], layout: _Layout, chunk: Chunk) -> dict:
