@@ -12,6 +12,7 @@ from dclm.io import list_shards, read_pages, write_pages
 from dclm.mappers import get
 from dclm.classifier.model import CC_LABEL, DCLM_MODEL_DIR, hq_probs, load_model, resolve_model
 from dclm.classifier.score import score_shards
+from dclm.runtime.rejects import read_rejects
 
 from .conftest import make_pages
 
@@ -29,7 +30,7 @@ def dclm_classify(model, content):
 
 
 def _sidecars(out):
-    return {s.rel: read_pages(s.url, text_key=None) for s in list_shards(str(out)) if not s.rel.startswith("rejects/")}
+    return {s.rel: read_pages(s.url, text_key=None) for s in list_shards(str(out))}
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +73,11 @@ def test_scores_equal_dclm_single_predict_and_the_enricher(scored, eval_shards, 
 
 def test_pages_without_text_are_counted_rejects(scored):
     out, _ = scored
-    rejects = [orjson.loads(line) for line in open(out / "rejects" / "CC" / "part-0_rejects.jsonl", "rb")]
-    assert [(r["page"]["id"], r["error"]) for r in rejects] == [
+    rejects = read_rejects(str(out))
+    assert [(r["record"]["id"], r["reason"]) for r in rejects] == [
         ("no-text", "missing 'text'"), ("list-text", "'text' is list, not a string")]
+    assert {(r["stage"], r["step"]) for r in rejects} == {("classifier score", None)}
+    assert all(r["file"].endswith("part-0.jsonl.gz") or "part-0" in r["file"] for r in rejects)
     manifest = json.loads(open(out / "_score.json").read())
     assert manifest["complete"] and manifest["key"] == KEY and manifest["totals"]["rejects"] == 2
 

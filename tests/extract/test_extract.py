@@ -218,7 +218,8 @@ def test_fsspec_urls(make_warc, tmp_path):
     src = make_warc("x.warc.gz")
     with fsspec.open("memory://dclm-extract-test/in/sub/x.warc.gz", "wb") as f:
         f.write(src.read_bytes())
-    result = run_extract(["memory://dclm-extract-test/in"], "memory://dclm-extract-test/out", max_record_bytes=LIMIT)
+    result = run_extract(["memory://dclm-extract-test/in"], "memory://dclm-extract-test/out", max_record_bytes=LIMIT,
+                         workers=1)  # memory:// lives in this process only
     assert [s["rel"] for s in result.files] == ["sub/x.warc.gz"] and result.files[0]["pages"] == 7
     assert len(read_pages("memory://dclm-extract-test/out/sub/x.warc.jsonl.zst")) == 7
     fsspec.filesystem("memory").rm("/dclm-extract-test", recursive=True)

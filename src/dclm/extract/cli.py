@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Turn WARC files (HTML responses, via resiliparse main-content extraction as in DCLM-Pool) and "
         "WET files (text as is) into page shards {text, url, metadata: WARC headers, warcinfo}. Output paths mirror "
         "the inputs (x.warc.gz -> OUTPUT/x.warc.jsonl.zst); per-file counts, skipped and damaged records go to "
-        "OUTPUT/stats/x.warc.json. Rerunning resumes: files whose output exists are skipped.",
+        "OUTPUT/stats/x.warc.json, failed records and damaged regions also to OUTPUT/_rejects/x.warc.gz.jsonl. "
+        "Rerunning resumes: files whose output exists are skipped.",
     )
     p.add_argument("--input", required=True, nargs="+",
                    help="WARC/WET files (.warc, .warc.gz, .warc.wet.gz, ...) or directories to walk (sorted)")
@@ -22,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--extractor", default="resiliparse", choices=EXTRACTORS,
                    help="HTML to text: resiliparse main content (DCLM-Pool, default), trafilatura, or justext "
                    "(all paragraphs, as DCLM's html_content_extraction_modifier)")
-    p.add_argument("--workers", type=int, default=1, help="processes, one file each (0 = all cores; default 1)")
+    p.add_argument("--workers", type=int, default=0, help="processes, one file each (default 0 = all cores)")
+    p.add_argument("--ray", action="store_true", help="run each file as a Ray task (local Ray unless --ray-address)")
+    p.add_argument("--ray-address", help="address of an existing Ray cluster, e.g. auto or ray://host:10001")
     p.add_argument("--max-record-bytes", type=int, default=None, metavar="N",
                    help="skip (and count) records, or decompressed payloads, larger than N bytes (default 16 MiB)")
     p.add_argument("--compression", default="zst", choices=["zst", "gz", "none"],
@@ -38,7 +41,7 @@ def _run(args: argparse.Namespace) -> int:
     result = run_extract(
         args.input, args.output, extractor=args.extractor, workers=args.workers,
         max_record_bytes=args.max_record_bytes or DEFAULT_MAX_RECORD_BYTES, compression=args.compression,
-        overwrite=args.overwrite, progress=not args.no_progress,
+        overwrite=args.overwrite, progress=not args.no_progress, ray=args.ray, ray_address=args.ray_address,
     )
     if not args.quiet:
         print(format_summary(result))
