@@ -57,10 +57,11 @@ def test_every_page_is_accounted_for(workdir, make_shards):
         pages = read_pages(str(out / "processed_data" / "part0" / f"shard_{shard:03d}_processed.jsonl.gz"))
         assert len(pages) == steps[-1]["pages_out"]
         assert all(p["text"].endswith("?") and p["text"].isupper() for p in pages)
-        rejects = records(out / "rejects" / "part0" / f"shard_{shard:03d}_rejects.jsonl")
+        rejects = records(out / "_rejects" / "part0" / f"shard_{shard:03d}.jsonl.gz.jsonl")
         assert len(rejects) == steps[2]["errors"] > 0
-        assert all(r["step"] == "usermappers.flaky" and "cannot handle page" in r["error"] for r in rejects)
-        assert all(r["page"]["id"] % 7 == 2 for r in rejects)
+        assert all(r["step"] == "usermappers.flaky" and "cannot handle page" in r["reason"] for r in rejects)
+        assert all(r["record"]["id"] % 7 == 2 and r["stage"] == "process" for r in rejects)
+        assert all(r["file"].endswith(f"part0/shard_{shard:03d}.jsonl.gz") for r in rejects)
     rows = records(out / "global_stats.jsonl")
     assert rows[0]["name"] == "local" and rows[0]["num_successes"] == 4 and rows[0]["pages_in"] == 160
     # the summary totals add up over shards
@@ -101,7 +102,7 @@ def test_resume_from_a_mid_pipeline_commit(workdir, make_shards):
     setup = [r for r in records(stats) if r["name"] == "process_setup"][-1]
     assert setup["resume_from_step"] == 4 and setup["graceful_continuation"]
     assert tree_bytes(workdir / "out/p", "processed_data") == tree_bytes(workdir / "ref/p", "processed_data")
-    assert tree_bytes(workdir / "out/p", "rejects") == tree_bytes(workdir / "ref/p", "rejects")
+    assert tree_bytes(workdir / "out/p", "_rejects") == tree_bytes(workdir / "ref/p", "_rejects")
 
 
 def test_sigkill_midway_then_rerun_equals_uninterrupted_run(workdir, make_shards):
@@ -126,7 +127,7 @@ def test_sigkill_midway_then_rerun_equals_uninterrupted_run(workdir, make_shards
     assert 0 < n_done < 20, n_done
     rerun = subprocess.run(cmd + ["--output", "out"], cwd=workdir, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
-    for sub in ("processed_data", "rejects"):
+    for sub in ("processed_data", "_rejects"):
         assert tree_bytes(workdir / "out/slow", sub) == tree_bytes(workdir / "ref/slow", sub)
     assert not list((workdir / "out").rglob(".tmp-*"))
 
@@ -142,7 +143,7 @@ def test_ray_gives_the_same_bytes_as_local(workdir, make_shards):
     finally:
         ray.shutdown()
     assert res.ok and res.done == 6
-    for sub in ("processed_data", "rejects"):
+    for sub in ("processed_data", "_rejects"):
         assert tree_bytes(workdir / "ray/p", sub) == tree_bytes(workdir / "local/p", sub)
 
 
@@ -160,11 +161,11 @@ def test_bad_shards_fail_alone_with_a_clear_message(workdir, capsys, make_shards
     assert "shard part0/shard_001.jsonl.gz failed" in out and "truncated gzip" in out
     assert "shard part0/shard_003.jsonl failed" in out and "not found" in out
     assert (workdir / "out/p/processed_data/part0/shard_000_processed.jsonl.gz").exists()
-    rejects = records(workdir / "out/p/rejects/part0/shard_002_rejects.jsonl")
-    assert [(r["step"], r.get("line")) for r in rejects] == [
-        ("read", 2), ("read", 3), ("usermappers.flaky", None), ("usermappers.flaky", None)]
-    assert "invalid UTF-8" in rejects[1]["error"]
-    assert rejects[2]["error"] == "KeyError: 'text'" and "TypeError" in rejects[3]["error"]
+    rejects = records(workdir / "out/p/_rejects/part0/shard_002.jsonl.gz.jsonl")
+    assert [(r["step"], r["line"]) for r in rejects] == [
+        (None, 2), (None, 3), ("usermappers.flaky", None), ("usermappers.flaky", None)]
+    assert "invalid UTF-8" in rejects[1]["reason"]
+    assert rejects[2]["reason"] == "KeyError: 'text'" and "TypeError" in rejects[3]["reason"]
 
 
 @pytest.mark.parametrize("yaml_text, message", [

@@ -10,7 +10,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "process",
         help="run a DCLM YAML pipeline of mappers over page shards",
         description="Run a DCLM-format YAML pipeline (a list of {source, steps}) over every page shard under --input. "
-        "Outputs go to OUTPUT/<yaml name>/processed_data, per-shard stats to .../stats, failed pages to .../rejects. "
+        "Outputs go to OUTPUT/<yaml name>/processed_data, per-shard stats to .../stats, failed pages to .../_rejects. "
         "Rerunning the same command resumes: finished shards and steps are skipped.",
     )
     p.add_argument("--config", required=True, help="pipeline YAML: a path, or a bundled name such as dclm_baseline_refinedweb")

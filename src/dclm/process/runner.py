@@ -3,7 +3,8 @@
 Layout under `OUTPUT/<yaml basename>/`:
   processed_data/<rel stem>_processed.<ext>   pages after the last step (input-relative paths mirrored)
   stats/<rel stem>_stats.jsonl                 DCLM's per-shard records (setup, one per step, commits, finished)
-  rejects/<rel stem>_rejects.jsonl             pages that failed a step or could not be read, with the reason
+  _rejects/<rel>.jsonl                         pages that failed a step or could not be read, with the reason
+                                               (src/dclm/runtime/rejects.py's one layout and schema)
   global_stats.jsonl                           one row per chunk (local runs and global steps)
   work/chunk_NN/                               pages between chunks when the YAML has global steps
 
@@ -31,6 +32,7 @@ from dclm.process.executor import ShardJob, ShardResult, run_shard_job
 from dclm.process.stats import read_jsonl_records, truncate_to_commit, write_jsonl_records
 from dclm.runtime.jobs import resolve_workers, run_jobs
 from dclm.runtime.progress import progress_write
+from dclm.runtime.rejects import REJECTS_DIR, rejects_path
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +84,7 @@ class _Layout:
         return f"{self.root}/stats/{shard.stem}_stats.jsonl"
 
     def rejects(self, shard: Shard) -> str:
-        return f"{self.root}/rejects/{shard.stem}_rejects.jsonl"
+        return rejects_path(self.root, shard.rel)
 
     @property
     def global_stats(self) -> str:
@@ -133,7 +135,7 @@ def run_process(
             jobs = [
                 ShardJob(
                     rel=s.rel, input_url=layout.input(s, chunk), output_url=layout.out(s, chunk),
-                    stats_url=layout.stats(s), rejects_url=layout.rejects(s), chunk=chunk,
+                    stats_url=layout.stats(s), rejects_url=layout.rejects(s), source_url=s.url, chunk=chunk,
                     all_steps=pipeline.steps, source_name=pipeline.source, workers=min(workers, len(shards)),
                     base_dir=base_dir, mapper_modules=modules,
                 )
@@ -163,7 +165,7 @@ def run_process(
 
 def _clear(root: str) -> None:
     fs, path = url_to_fs(root)
-    for sub in ("processed_data", "stats", "rejects", "work", "global_stats.jsonl"):
+    for sub in ("processed_data", "stats", REJECTS_DIR, "work", "global_stats.jsonl"):
         p = f"{path}/{sub}"
         if fs.exists(p):
             fs.rm(p, recursive=True)
