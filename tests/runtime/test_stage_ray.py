@@ -70,7 +70,10 @@ def test_extract(tmp_path):
     from warcio.statusandheaders import StatusAndHeaders
     from warcio.warcwriter import WARCWriter
 
-    from dclm.extract import run_extract
+    from dclm.extract import ExtractConfig, run_extract
+
+    def extract(inputs, output, **kw):
+        return run_extract(ExtractConfig(inputs=tuple(inputs), output=output, progress=False, **kw))
 
     for n in range(3):
         path = tmp_path / "in" / f"f{n}.warc.gz"
@@ -82,8 +85,8 @@ def test_extract(tmp_path):
                 http = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
                 w.write_record(w.create_warc_record(f"http://ex.com/{n}/{i}", "response", payload=io.BytesIO(body),
                                                     http_headers=http))
-    pool = run_extract([str(tmp_path / "in")], str(tmp_path / "pool"), workers=2)
-    on_ray = run_extract([str(tmp_path / "in")], str(tmp_path / "ray"), ray=True)
+    pool = extract([str(tmp_path / "in")], str(tmp_path / "pool"), workers=2)
+    on_ray = extract([str(tmp_path / "in")], str(tmp_path / "ray"), ray=True)
     assert pool.ok and on_ray.ok and pool.totals() == on_ray.totals()
     pages = lambda t: {k: v for k, v in t.items() if not k.startswith("stats/")}  # stats carry timings
     assert pages(tree(tmp_path / "pool")) == pages(tree(tmp_path / "ray")) and len(pages(tree(tmp_path / "ray"))) == 3

@@ -83,7 +83,10 @@ def test_extract(tmp_path):
     from warcio.statusandheaders import StatusAndHeaders
     from warcio.warcwriter import WARCWriter
 
-    from dclm.extract import run_extract
+    from dclm.extract import ExtractConfig, run_extract
+
+    def extract(inputs, output, **kw):
+        return run_extract(ExtractConfig(inputs=tuple(inputs), output=output, progress=False, **kw))
 
     page = f"<html><body><article><p>{TEXT}</p></article></body></html>".encode()
     src = tmp_path / "in/x.warc.gz"
@@ -98,7 +101,7 @@ def test_extract(tmp_path):
                                                 http_headers=http))
     with open(src, "ab") as f:  # a damaged region at the end: a gzip member cut short
         f.write(gzip.compress(b"WARC/1.0\r\nWARC-Type: response\r\n" + bytes(500))[:40])
-    res = run_extract([str(src)], str(tmp_path / "out"), workers=1)
+    res = extract([str(src)], str(tmp_path / "out"), workers=1)
     rejects = read_rejects(str(tmp_path / "out"))
     _check(rejects, "extract", "in/x.warc.gz", 2)
     assert {r["step"] for r in rejects} == {"extract", "read"}

@@ -31,29 +31,13 @@ from dclm.extract.decode import HTML_TYPES, DecodeError, TooLarge, decode_body, 
 from dclm.extract.extractors import get_extractor
 from dclm.extract.warc import RawRecord, WarcFile, iter_records, list_warcs, strip_compression
 from dclm.io.pages import atomic_open, url_to_fs
-from dclm.runtime.jobs import run_jobs
+from dclm.extract.config import COMPRESSIONS, ExtractConfig
 from dclm.runtime.rejects import RejectLog
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_RECORD_BYTES = 16 << 20
-COMPRESSIONS = {"zst": ".jsonl.zst", "gz": ".jsonl.gz", "none": ".jsonl"}
 _WANTED = frozenset({"warcinfo", "response", "conversion"})
 _WRITE_BATCH = 1 << 20  # bytes of JSON lines handed to the compressor at once
-
-
-@dataclass
-class ExtractOptions:
-    extractor: str = "resiliparse"
-    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
-    compression: str = "zst"
-
-    def __post_init__(self):
-        if self.compression not in COMPRESSIONS:
-            raise DclmError(f"unknown compression {self.compression!r}; choose one of {', '.join(COMPRESSIONS)}")
-        if self.max_record_bytes <= 0:
-            raise DclmError("--max-record-bytes must be positive")
-        get_extractor(self.extractor)  # fail early on an unknown name or a missing extra
 
 
 def output_paths(output: str, wf: WarcFile, compression: str) -> tuple[str, str]:
@@ -61,7 +45,7 @@ def output_paths(output: str, wf: WarcFile, compression: str) -> tuple[str, str]
     return posixpath.join(output, stem + COMPRESSIONS[compression]), posixpath.join(output, "stats", stem + ".json")
 
 
-def _new_stats(wf: WarcFile, out_url: str, opts: ExtractOptions) -> dict:
+def _new_stats(wf: WarcFile, out_url: str, opts: ExtractConfig) -> dict:
     return {
         "input": wf.url, "rel": wf.rel, "output": out_url, "extractor": opts.extractor,
         "records": 0, "records_by_type": {}, "pages": 0,
@@ -112,7 +96,7 @@ def _target_url(headers: dict) -> str:
 class _FileExtraction:
     """The state of one file's extraction: options, the extractor, and the counters its stats are made of."""
 
-    def __init__(self, wf: WarcFile, out_url: str, opts: ExtractOptions, rejects: RejectLog):
+    def __init__(self, wf: WarcFile, out_url: str, opts: ExtractConfig, rejects: RejectLog):
         self.opts = opts
         self.rejects = rejects
         self.extract = get_extractor(opts.extractor)
@@ -199,7 +183,7 @@ class _FileExtraction:
         return self.stats
 
 
-def extract_file(wf: WarcFile, out_url: str, stats_url: str, opts: ExtractOptions, rejects_root: str) -> dict:
+def extract_file(wf: WarcFile, out_url: str, stats_url: str, opts: ExtractConfig, rejects_root: str) -> dict:
     """Extract one WARC/WET file; returns its stats (also written to `stats_url`), its failed records and
     damaged regions go to the reject log under `rejects_root`."""
     t0 = time.perf_counter()
@@ -268,7 +252,7 @@ class _Job:
     wf: WarcFile
     out_url: str
     stats_url: str
-    opts: ExtractOptions
+    opts: ExtractConfig
     rejects_root: str
 
 
@@ -291,14 +275,12 @@ def _load_stats(stats_url: str) -> dict | None:
         return None
 
 
-def run_extract(inputs: list[str] | str, output: str, extractor: str = "resiliparse", workers: int = 0,
-                max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, compression: str = "zst",
-                overwrite: bool = False, progress: bool = False, ray: bool = False,
-                ray_address: str | None = None) -> ExtractResult:
-    """Extract every WARC/WET file under `inputs` into `output` (see the module docstring)."""
+def run_extract(config: ExtractConfig) -> ExtractResult:
+    """Extract every WARC/WET file under `config.inputs` into `config.output` (see the module docstring)."""
     t0 = time.perf_counter()
-    opts = ExtractOptions(extractor, max_record_bytes, compression)
-    files = list_warcs([inputs] if isinstance(inputs, str) else list(inputs))
+    opts, output, overwrite, compression = config, config.output, config.overwrite, config.compression
+    inputs = list(config.inputs)
+    files = list_warcs(inputs)
     if not files:
         raise DclmError(f"no WARC/WET files under {inputs}")
     targets = {wf.rel: output_paths(output, wf, compression) for wf in files}
@@ -319,9 +301,8 @@ def run_extract(inputs: list[str] | str, output: str, extractor: str = "resilipa
                 result.skipped.append(wf.rel)
                 continue
         todo.append(_Job(wf, out_url, stats_url, opts, output))
-    run_jobs(_job, todo, workers=workers, ray=ray, ray_address=ray_address, desc="extract", unit="B",
-             progress=progress, sizes=[_size(j.wf.url) for j in todo],
-             on_result=lambda job, r: _collect(*r, done, result))
+    config.run(_job, todo, desc="extract", unit="B", sizes=[_size(j.wf.url) for j in todo],
+               on_result=lambda job, r: _collect(*r, done, result))
     result.files = [done[wf.rel] for wf in files if wf.rel in done]
     result.seconds = round(time.perf_counter() - t0, 3)
     return result

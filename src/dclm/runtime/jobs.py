@@ -138,6 +138,6 @@ class Execution:
     ray_address: str | None = arg(None, help="address of an existing Ray cluster, e.g. auto or ray://host:10001")
     progress: bool = arg(True, help="show progress bars")
 
-    def run(self, fn, jobs, *, desc: str, unit: str = "shard", on_result=None) -> list:
+    def run(self, fn, jobs, *, desc: str, unit: str = "shard", on_result=None, sizes=None) -> list:
         return run_jobs(fn, jobs, workers=self.workers, ray=self.ray, ray_address=self.ray_address, desc=desc,
-                        unit=unit, progress=self.progress, on_result=on_result)
+                        unit=unit, progress=self.progress, on_result=on_result, sizes=sizes)
