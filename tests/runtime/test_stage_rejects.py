@@ -7,11 +7,18 @@ import io
 import orjson
 import pytest
 
+from dclm.process import ProcessConfig, run_process
 from dclm.io import read_pages, write_pages
 from dclm.runtime.rejects import read_rejects
 
 SCHEMA = {"stage", "step", "file", "line", "reason", "record"}
 TEXT = "The committee reviewed the annual budget and agreed to meet again next week to finish the plan. "
+
+
+def process(pipeline, inputs, output, **kw):
+    kw.setdefault("progress", False)
+    return run_process(ProcessConfig(pipeline=pipeline, inputs=tuple([inputs] if isinstance(inputs, str) else inputs),
+                                     output=output, **kw))
 
 
 def _shard_with_bad_lines(path, pages):
@@ -37,12 +44,11 @@ def _check(rejects, stage, file_suffix, at_least):
 
 
 def test_process(tmp_path):
-    from dclm.process import run_process
 
     n_lines = _shard_with_bad_lines(tmp_path / "in/a.jsonl", _pages(20) + [{"id": "no-text"}])
     (tmp_path / "p.yaml").write_text("- source: web\n  steps:\n    - func: page_length_filter\n"
                                      "      length_type: word\n      min_length: 20\n")
-    res = run_process(str(tmp_path / "p.yaml"), str(tmp_path / "in"), str(tmp_path / "out"), workers=1, progress=False)
+    res = process(str(tmp_path / "p.yaml"), str(tmp_path / "in"), str(tmp_path / "out"), workers=1, progress=False)
     assert res.ok
     rejected = _check(read_rejects(str(tmp_path / "out/p")), "process", "in/a.jsonl", 3)
     steps = {r["step"] for r in read_rejects(str(tmp_path / "out/p"))}

@@ -26,7 +26,7 @@ from dclm.errors import DclmError, ShardFailed
 from dclm.io.pages import encode_pages, read_pages, url_to_fs, write_bytes
 from dclm.mappers.registry import load_module
 from dclm.process.aggregators import make_aggregator
-from dclm.process.config import Chunk, Step, build_mapper, steps_digest
+from dclm.process.pipeline import Chunk, Step, build_mapper, steps_digest
 from dclm.process.stats import read_jsonl_records, remove_if_exists, truncate_to_commit, write_jsonl_records
 
 STAGE = "process"

@@ -20,23 +20,22 @@ import os
 import posixpath
 import time
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import orjson
 
 from dclm.errors import DclmError
 from dclm.io.pages import Shard, encode_pages, list_shards, read_pages, url_to_fs, write_bytes
 from dclm.mappers.registry import load_module
-from dclm.process.config import Chunk, Pipeline, load_pipeline, steps_digest
+from dclm.process.pipeline import Chunk, Pipeline, load_pipeline, steps_digest
+from dclm.process.config import ProcessConfig
 from dclm.process.executor import ShardJob, ShardResult, run_shard_job
 from dclm.process.stats import read_jsonl_records, truncate_to_commit, write_jsonl_records
-from dclm.runtime.jobs import resolve_workers, run_jobs
+from dclm.runtime.jobs import resolve_workers
 from dclm.runtime.progress import progress_write
 from dclm.runtime.rejects import REJECTS_DIR, rejects_path
 
 logger = logging.getLogger(__name__)
 
-OUTPUT_FORMATS = ("same", "jsonl", "jsonl.gz", "jsonl.zst", "parquet")
 
 
 @dataclass
@@ -91,39 +90,26 @@ class _Layout:
         return f"{self.root}/global_stats.jsonl"
 
 
-def run_process(
-    config: str,
-    inputs: str | Iterable[str],
-    output: str,
-    source_name: str | None = None,
-    workers: int = 0,
-    overwrite: bool = False,
-    ray: bool = False,
-    ray_address: str | None = None,
-    mapper_modules: Iterable[str] = (),
-    output_format: str = "same",
-    progress: bool = True,
-) -> ProcessResult:
-    """Run the pipeline `config` over every shard under `inputs`; see the module docstring for outputs."""
+def run_process(config: ProcessConfig) -> ProcessResult:
+    """Run `config.pipeline` over every shard under `config.inputs`; see the module docstring for outputs."""
     t_start = time.perf_counter()
-    if output_format not in OUTPUT_FORMATS:
-        raise DclmError(f"unknown output format {output_format!r} (choose from {', '.join(OUTPUT_FORMATS)})")
+    inputs, output, output_format = list(config.inputs), config.output, config.output_format
     base_dir = os.getcwd()
-    modules = tuple(os.path.abspath(m) if m.endswith(".py") else m for m in mapper_modules)
+    modules = tuple(os.path.abspath(m) if m.endswith(".py") else m for m in config.mapper_modules)
     for mod in modules:
         load_module(mod)
-    pipeline = load_pipeline(config, source_name, base_dir=base_dir)
+    pipeline = load_pipeline(config.pipeline, config.source_name, base_dir=base_dir)
     shards = list_shards(inputs)
     if not shards:
         raise DclmError(f"no page shards (.jsonl, .jsonl.gz, .jsonl.zst, .parquet) found under {inputs}")
     if "://" not in output:
         output = os.path.abspath(output)
     root = f"{output.rstrip('/')}/{pipeline.name}"
-    if overwrite:
+    if config.overwrite:
         _clear(root)
     _remove_orphan_temp_files(root)
     layout = _Layout(root, pipeline, output_format)
-    workers = resolve_workers(workers)
+    workers = resolve_workers(config.workers)
     result = ProcessResult(output_dir=root, shards=len(shards))
     global_rows = read_jsonl_records(layout.global_stats)
     totals: dict[int, dict] = {}
@@ -137,11 +123,12 @@ def run_process(
                     rel=s.rel, input_url=layout.input(s, chunk), output_url=layout.out(s, chunk),
                     stats_url=layout.stats(s), rejects_url=layout.rejects(s), source_url=s.url, chunk=chunk,
                     all_steps=pipeline.steps, source_name=pipeline.source, workers=min(workers, len(shards)),
-                    base_dir=base_dir, mapper_modules=modules,
+                    base_dir=base_dir, mapper_modules=modules, seed=config.seed,
                 )
                 for s in shards
             ]
-            results = _execute(jobs, workers, ray, ray_address, progress, f"chunk {chunk.index + 1}/{len(pipeline.chunks)}")
+            results = config.run(run_shard_job, jobs, desc=f"chunk {chunk.index + 1}/{len(pipeline.chunks)}",
+                                 on_result=_report)
             row = _local_row(results, layout, chunk)
             _accumulate(totals, results)
             if chunk.index == 0:
@@ -180,17 +167,13 @@ def _remove_orphan_temp_files(root: str) -> None:
                 fs.rm(p)
 
 
-def _execute(jobs: list[ShardJob], workers: int, ray: bool, ray_address: str | None, progress: bool, desc: str) -> list[ShardResult]:
-    def report(job: ShardJob, r: ShardResult) -> None:
-        if r.status == "failed":
-            progress_write(f"dclm: shard {r.rel} failed: {r.error}")
-        for err in r.read_errors:
-            logger.warning("skipped bad line %s", err)
-        if r.read_rejects > len(r.read_errors):
-            logger.warning("%s: %d bad lines in all, written to its rejects file", r.rel, r.read_rejects)
-
-    return run_jobs(run_shard_job, jobs, workers=workers, ray=ray, ray_address=ray_address, desc=desc,
-                    progress=progress, on_result=report)
+def _report(job: ShardJob, r: ShardResult) -> None:
+    if r.status == "failed":
+        progress_write(f"dclm: shard {r.rel} failed: {r.error}")
+    for err in r.read_errors:
+        logger.warning("skipped bad line %s", err)
+    if r.read_rejects > len(r.read_errors):
+        logger.warning("%s: %d bad lines in all, written to its rejects file", r.rel, r.read_rejects)
 
 
 def _local_row(results: list[ShardResult], layout: _Layout, chunk: Chunk) -> dict:
