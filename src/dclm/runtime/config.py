@@ -98,8 +98,11 @@ def _default_text(value: Any) -> str:
 
 
 def config_fields(cls: type) -> list[tuple[dataclasses.Field, Any]]:
+    """The command-line fields of `cls`, its own before inherited ones (a stage's flags before `Execution`'s)."""
     hints = typing.get_type_hints(cls, include_extras=False)
-    return [(f, hints[f.name]) for f in dataclasses.fields(cls) if f.metadata.get("cli", True)]
+    own = cls.__dict__.get("__annotations__", {})
+    fields = [f for f in dataclasses.fields(cls) if f.metadata.get("cli", True)]
+    return [(f, hints[f.name]) for f in sorted(fields, key=lambda f: f.name not in own)]
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, exclude: tuple[str, ...] = ()) -> None:
