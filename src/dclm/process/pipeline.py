@@ -80,18 +80,10 @@ def steps_digest(steps) -> str:
     return hashlib.sha256(orjson.dumps(spec, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()[:16]
 
 
-def resolve_config_path(config: str) -> str:
-    if os.path.isfile(config):
-        return config
-    try:
-        from dclm.configs import resolve_config
-    except ImportError:
-        raise DclmError(f"config not found: {config}") from None
-    return str(resolve_config(config))
-
-
 def load_pipeline(config: str, source_name: str | None = None, base_dir: str | None = None) -> Pipeline:
-    path = resolve_config_path(config)
+    from dclm.configs import resolve_config
+
+    path = str(resolve_config(config))
     try:
         with open(path, encoding="utf-8") as f:
             raw = yaml.safe_load(f)
