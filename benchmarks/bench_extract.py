@@ -135,7 +135,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2, help="timed runs per measurement; the best is reported")
     args = ap.parse_args()
 
-    from dclm.extract import run_extract
+    from dclm.extract import ExtractConfig, run_extract
 
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
@@ -168,7 +168,8 @@ def main() -> None:
             outcome = {}
 
             def run() -> None:
-                r = run_extract([src], os.path.join(tmp, f"out-{name}-{next(counter)}"), extractor=name, workers=1)
+                r = run_extract(ExtractConfig(inputs=(src,), output=os.path.join(tmp, f"out-{name}-{next(counter)}"),
+                                              extractor=name, workers=1, progress=False))
                 outcome.update(r.totals())
 
             results[f"dclm_extract_{name}"] = dict(rates(best(run)), pages=outcome["pages"],

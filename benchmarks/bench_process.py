@@ -30,7 +30,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from dclm.io import list_shards
-    from dclm.process import run_process
+    from dclm.process import ProcessConfig, run_process
 
     with tempfile.TemporaryDirectory() as tmp:
         inp = args.input
@@ -41,7 +41,8 @@ def main() -> int:
             write_sample_shards(inp, n_pages=args.pages, n_shards=args.shards, seed=args.seed)
         in_bytes = sum(os.path.getsize(s.url) for s in list_shards(inp) if "://" not in s.url)
         t0 = time.perf_counter()
-        res = run_process(args.config, inp, os.path.join(tmp, "out"), workers=args.workers, ray=args.ray, progress=False)
+        res = run_process(ProcessConfig(pipeline=args.config, inputs=(inp,), output=os.path.join(tmp, "out"),
+                                        workers=args.workers, ray=args.ray, progress=False))
         secs = time.perf_counter() - t0
     out = {
         "benchmark": "process",

@@ -59,7 +59,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from dclm.demo.webpages import generate_pages
-    from dclm.process.config import build_mapper, load_pipeline
+    from dclm.process.pipeline import build_mapper, load_pipeline
     from dclm.process.executor import run_step
 
     shared = REPO.parent / "shared" / "dclm_reference"

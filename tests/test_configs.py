@@ -57,7 +57,7 @@ def test_bundled_config_uses_known_mappers(name):
 
 @pytest.mark.parametrize("name", BUNDLED)
 def test_bundled_config_loads_in_the_pipeline(name):
-    from dclm.process.config import load_pipeline
+    from dclm.process.pipeline import load_pipeline
 
     pipeline = load_pipeline(name)  # validates every func and keyword argument, builds nothing
     assert pipeline.name == name and pipeline.steps

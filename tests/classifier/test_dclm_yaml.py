@@ -4,6 +4,7 @@ import shutil
 
 import pytest
 
+from dclm.process import ProcessConfig, run_process
 from dclm.io import list_shards, read_pages, write_pages
 from dclm.mappers import names
 from dclm.classifier.model import DCLM_MODEL_DIR
@@ -15,11 +16,16 @@ from .conftest import make_pages
 KEY = "fasttext_oh_eli5_vs_rw_v2_prob"
 
 
+def process(pipeline, inputs, output, **kw):
+    kw.setdefault("progress", False)
+    return run_process(ProcessConfig(pipeline=pipeline, inputs=tuple([inputs] if isinstance(inputs, str) else inputs),
+                                     output=output, **kw))
+
+
 def test_dclm_fasttext_filter_yaml_matches_score_and_select(shared_dir, trained, tmp_path, monkeypatch):
     yaml = shared_dir / "dclm_reference" / "baselines_configs" / "fasttext_filter.yaml"
     if not yaml.exists() or "quality_filter" not in names():
         pytest.skip("needs DCLM's fasttext_filter.yaml and the quality_filter mapper")
-    from dclm.process.runner import run_process
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / DCLM_MODEL_DIR).mkdir(parents=True)
@@ -33,7 +39,7 @@ def test_dclm_fasttext_filter_yaml_matches_score_and_select(shared_dir, trained,
     for i, threshold in enumerate([0.018112, median]):
         cfg = tmp_path / f"fasttext_filter_{i}.yaml"
         cfg.write_text(yaml.read_text().replace("0.018112", repr(threshold)))
-        assert run_process(str(cfg), [str(tmp_path / "in")], str(tmp_path / "out"), workers=1, progress=False).ok
+        assert process(str(cfg), [str(tmp_path / "in")], str(tmp_path / "out"), workers=1, progress=False).ok
         processed = [s for s in list_shards(str(tmp_path / "out" / cfg.stem)) if "processed_data" in s.rel]
         via_yaml = [(p["id"], p[KEY]) for s in processed for p in read_pages(s.url)]
         select_pages(str(tmp_path / "attrs"), threshold=threshold, inputs=[str(tmp_path / "in")],

@@ -8,14 +8,22 @@ import pytest
 
 from dclm.cli import main
 from dclm.errors import DclmError
+from dclm.process import ProcessConfig, run_process
 from dclm.io import list_shards, read_pages, write_pages
 from dclm.mappers import get
 from dclm.classifier.model import CC_LABEL, DCLM_MODEL_DIR, hq_probs, load_model, resolve_model
 from dclm.classifier.score import score_shards
+from dclm.runtime.rejects import read_rejects
 
 from .conftest import make_pages
 
 KEY = "fasttext_oh_eli5_vs_rw_v2_prob"
+
+
+def process(pipeline, inputs, output, **kw):
+    kw.setdefault("progress", False)
+    return run_process(ProcessConfig(pipeline=pipeline, inputs=tuple([inputs] if isinstance(inputs, str) else inputs),
+                                     output=output, **kw))
 
 
 def dclm_classify(model, content):
@@ -29,7 +37,7 @@ def dclm_classify(model, content):
 
 
 def _sidecars(out):
-    return {s.rel: read_pages(s.url, text_key=None) for s in list_shards(str(out)) if not s.rel.startswith("rejects/")}
+    return {s.rel: read_pages(s.url, text_key=None) for s in list_shards(str(out))}
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +80,11 @@ def test_scores_equal_dclm_single_predict_and_the_enricher(scored, eval_shards, 
 
 def test_pages_without_text_are_counted_rejects(scored):
     out, _ = scored
-    rejects = [orjson.loads(line) for line in open(out / "rejects" / "CC" / "part-0_rejects.jsonl", "rb")]
-    assert [(r["page"]["id"], r["error"]) for r in rejects] == [
+    rejects = read_rejects(str(out))
+    assert [(r["record"]["id"], r["reason"]) for r in rejects] == [
         ("no-text", "missing 'text'"), ("list-text", "'text' is list, not a string")]
+    assert {(r["stage"], r["step"]) for r in rejects} == {("classifier score", None)}
+    assert all(r["file"].endswith("part-0.jsonl.gz") or "part-0" in r["file"] for r in rejects)
     manifest = json.loads(open(out / "_score.json").read())
     assert manifest["complete"] and manifest["key"] == KEY and manifest["totals"]["rejects"] == 2
 
@@ -102,14 +112,13 @@ def test_parallel_workers_give_identical_bytes(scored, trained, eval_shards, tmp
 
 
 def test_enricher_in_a_yaml_pipeline(trained, tmp_path, monkeypatch):
-    from dclm.process.runner import run_process
 
     pages = make_pages(40, "hq", seed=3) + make_pages(40, "cc", seed=3)
     write_pages(str(tmp_path / "in" / "s.jsonl"), pages)
     (tmp_path / "q.yaml").write_text(
         f"- source: cc\n  steps:\n    - func: classify_fasttext_hq_prob_enricher\n      model_filename: {trained[0]}\n"
         f"      key: {KEY}\n")
-    result = run_process(str(tmp_path / "q.yaml"), [str(tmp_path / "in")], str(tmp_path / "out"), workers=1, progress=False)
+    result = process(str(tmp_path / "q.yaml"), [str(tmp_path / "in")], str(tmp_path / "out"), workers=1, progress=False)
     assert result.ok
     processed = [p for p in (tmp_path / "out").rglob("*.jsonl") if "processed_data" in str(p)]
     got = read_pages(str(processed[0]))

@@ -22,8 +22,7 @@ def attrs(trained, eval_shards, tmp_path_factory):
 def _all_scores(attrs):
     scores = []
     for s in list_shards(str(attrs)):
-        if not s.rel.startswith("rejects/"):
-            scores += [r[KEY] for r in read_pages(s.url, text_key=None) if r[KEY] is not None]
+        scores += [r[KEY] for r in read_pages(s.url, text_key=None) if r[KEY] is not None]
     return scores
 
 

@@ -5,13 +5,18 @@ import pytest
 
 from dclm.cli import main
 from dclm.errors import DclmError
-from dclm.extract import run_extract
+from dclm.extract import ExtractConfig, run_extract
 from dclm.io import list_shards, read_pages
 
 pytest.importorskip("fastwarc")
 pytest.importorskip("resiliparse")
 
 LIMIT = 8000  # the "big" record of standard_records is larger than this; all others are smaller
+
+
+def extract(inputs, output, **kw):
+    kw.setdefault("progress", False)
+    return run_extract(ExtractConfig(inputs=tuple(inputs), output=output, **kw))
 
 
 def _pages(out, name="x.warc.jsonl.zst"):
@@ -32,7 +37,7 @@ def _accounted(s):
 def test_warc_to_pages(make_warc, tmp_path, gz):
     src = make_warc("x.warc.gz" if gz else "x.warc", gz=gz)
     out = tmp_path / "out"
-    result = run_extract([str(src.parent)], str(out), max_record_bytes=LIMIT)
+    result = extract([str(src.parent)], str(out), max_record_bytes=LIMIT)
     assert result.ok and not result.skipped
     pages = _pages(out)
     assert sorted(pages) == sorted(f"http://ex.com/{n}" for n in ("utf8", "latin1", "sjis", "gzip", "br", "deflate", "sniffed"))
@@ -71,7 +76,7 @@ def test_wet_file(make_warc, tmp_path):
             ("conversion", "http://ex.com/c", None, None, "Другая страница".encode())]
     src = make_warc("CC-MAIN-1.warc.wet.gz", recs)
     out = tmp_path / "out"
-    run_extract([str(src)], str(out))
+    extract([str(src)], str(out))
     pages = _pages(out, "CC-MAIN-1.warc.wet.jsonl.zst")
     assert pages["http://ex.com/a"]["text"] == text.strip()  # WET text is kept as is, stripped, as DCLM did
     assert pages["http://ex.com/c"]["text"] == "Другая страница"
@@ -93,7 +98,7 @@ def test_truncated_gz_keeps_earlier_pages(make_warc, tmp_path, member, extra, ex
     end = int(len(data) * 0.6) if member is None else starts[member] + extra
     src.write_bytes(data[:end])
     out = tmp_path / "out"
-    result = run_extract([str(src)], str(out), max_record_bytes=LIMIT)
+    result = extract([str(src)], str(out), max_record_bytes=LIMIT)
     assert result.ok
     s = _stats(out)
     assert 0 < s["pages"] < 7
@@ -108,7 +113,7 @@ def test_truncated_plain_warc(make_warc, tmp_path):
     data = src.read_bytes()
     src.write_bytes(data[: data.index(b"http://ex.com/sjis") + 2000])  # cut inside a later record's block
     out = tmp_path / "out"
-    run_extract([str(src)], str(out), max_record_bytes=LIMIT)
+    extract([str(src)], str(out), max_record_bytes=LIMIT)
     s = _stats(out)
     assert s["pages"] >= 3
     assert len(s["damaged"]) == 1 and "truncated" in s["damaged"][0]["reason"]
@@ -129,7 +134,7 @@ def test_corrupt_record_mid_file_resyncs(make_warc, tmp_path, gz):
         data[at:at + 7] = b"GARBAGE"
     src.write_bytes(bytes(data))
     out = tmp_path / "out"
-    result = run_extract([str(src)], str(out), max_record_bytes=LIMIT)
+    result = extract([str(src)], str(out), max_record_bytes=LIMIT)
     assert result.ok
     s = _stats(out)
     assert len(s["damaged"]) == 1 and "; resumed at offset" in s["damaged"][0]["reason"]
@@ -142,7 +147,7 @@ def test_not_a_warc_is_reported_not_raised(tmp_path):
     src = tmp_path / "junk.warc.gz"
     src.write_bytes(gzip.compress(b"this is not a WARC file\n" * 10))
     out = tmp_path / "out"
-    result = run_extract([str(src)], str(out))
+    result = extract([str(src)], str(out))
     assert result.ok and result.files[0]["pages"] == 0 and result.files[0]["damaged"]
     assert read_pages(str(out / "junk.warc.jsonl.zst")) == []
 
@@ -150,15 +155,15 @@ def test_not_a_warc_is_reported_not_raised(tmp_path):
 def test_resume_and_overwrite_are_deterministic(make_warc, tmp_path):
     src = make_warc("sub/x.warc.gz")
     out = tmp_path / "out"
-    run_extract([str(tmp_path / "in")], str(out), max_record_bytes=LIMIT)
+    extract([str(tmp_path / "in")], str(out), max_record_bytes=LIMIT)
     target = out / "sub" / "x.warc.jsonl.zst"
     first = target.read_bytes()
-    again = run_extract([str(tmp_path / "in")], str(out), max_record_bytes=LIMIT)
+    again = extract([str(tmp_path / "in")], str(out), max_record_bytes=LIMIT)
     assert again.skipped == ["sub/x.warc.gz"] and again.files[0]["pages"] == 7
     target.unlink()  # an output lost after a crash is redone
-    run_extract([str(tmp_path / "in")], str(out), max_record_bytes=LIMIT)
+    extract([str(tmp_path / "in")], str(out), max_record_bytes=LIMIT)
     assert target.read_bytes() == first
-    run_extract([str(src)], str(tmp_path / "out2"), max_record_bytes=LIMIT, overwrite=True)
+    extract([str(src)], str(tmp_path / "out2"), max_record_bytes=LIMIT, overwrite=True)
     assert (tmp_path / "out2" / "x.warc.jsonl.zst").read_bytes() == first
     assert [s.rel for s in list_shards(str(out))] == ["sub/x.warc.jsonl.zst"]  # stats are not page shards
 
@@ -167,7 +172,7 @@ def test_resume_and_overwrite_are_deterministic(make_warc, tmp_path):
 def test_output_compression(make_warc, tmp_path, compression, suffix):
     src = make_warc("x.warc.gz")
     out = tmp_path / "out"
-    run_extract([str(src)], str(out), compression=compression, max_record_bytes=LIMIT)
+    extract([str(src)], str(out), compression=compression, max_record_bytes=LIMIT)
     assert len(read_pages(str(out / f"x.warc{suffix}"))) == 7
 
 
@@ -175,8 +180,8 @@ def test_workers_give_same_bytes(make_warc, tmp_path):
     for i in range(3):
         make_warc(f"w{i}.warc.gz")
     one, two = tmp_path / "one", tmp_path / "two"
-    run_extract([str(tmp_path / "in")], str(one), workers=1, max_record_bytes=LIMIT)
-    r = run_extract([str(tmp_path / "in")], str(two), workers=2, max_record_bytes=LIMIT, progress=True)
+    extract([str(tmp_path / "in")], str(one), workers=1, max_record_bytes=LIMIT)
+    r = extract([str(tmp_path / "in")], str(two), workers=2, max_record_bytes=LIMIT, progress=True)
     assert [s["rel"] for s in r.files] == ["w0.warc.gz", "w1.warc.gz", "w2.warc.gz"]
     for i in range(3):
         assert (one / f"w{i}.warc.jsonl.zst").read_bytes() == (two / f"w{i}.warc.jsonl.zst").read_bytes()
@@ -187,7 +192,7 @@ def test_alternative_extractors(make_warc, tmp_path, extractor):
     pytest.importorskip(extractor)
     src = make_warc("x.warc.gz")
     out = tmp_path / "out"
-    run_extract([str(src)], str(out), extractor=extractor, max_record_bytes=LIMIT)
+    extract([str(src)], str(out), extractor=extractor, max_record_bytes=LIMIT)
     pages = _pages(out)
     assert "Ça coûte très cher à Paris" in pages["http://ex.com/latin1"]["text"]
     if extractor == "justext":  # every paragraph is kept, boilerplate included, separated by blank lines
@@ -199,7 +204,7 @@ def test_output_name_collision_is_an_error(make_warc, tmp_path):
     a = make_warc("x.warc.gz")
     b = make_warc("x.warc", gz=False)
     with pytest.raises(DclmError, match="would both be written"):
-        run_extract([str(a), str(b)], str(tmp_path / "out"))
+        extract([str(a), str(b)], str(tmp_path / "out"))
 
 
 def test_cli(make_warc, tmp_path, capsys):
@@ -218,7 +223,8 @@ def test_fsspec_urls(make_warc, tmp_path):
     src = make_warc("x.warc.gz")
     with fsspec.open("memory://dclm-extract-test/in/sub/x.warc.gz", "wb") as f:
         f.write(src.read_bytes())
-    result = run_extract(["memory://dclm-extract-test/in"], "memory://dclm-extract-test/out", max_record_bytes=LIMIT)
+    result = extract(["memory://dclm-extract-test/in"], "memory://dclm-extract-test/out", max_record_bytes=LIMIT,
+                     workers=1)  # memory:// lives in this process only
     assert [s["rel"] for s in result.files] == ["sub/x.warc.gz"] and result.files[0]["pages"] == 7
     assert len(read_pages("memory://dclm-extract-test/out/sub/x.warc.jsonl.zst")) == 7
     fsspec.filesystem("memory").rm("/dclm-extract-test", recursive=True)
@@ -235,7 +241,7 @@ def test_no_warcinfo_means_no_key(make_warc, tmp_path):
         for rec in ArchiveIterator(g):
             if rec.rec_type != "warcinfo":
                 w.write_record(rec)
-    run_extract([str(bare)], str(tmp_path / "out"), max_record_bytes=LIMIT)
+    extract([str(bare)], str(tmp_path / "out"), max_record_bytes=LIMIT)
     pages = read_pages(str(tmp_path / "out" / "bare.warc.jsonl.zst"))
     assert len(pages) == 7 and all("warcinfo" not in p for p in pages)
 
@@ -243,7 +249,7 @@ def test_no_warcinfo_means_no_key(make_warc, tmp_path):
 def test_pool_runs_through_process(make_warc, tmp_path):
     src = make_warc("x.warc.gz")
     pool = tmp_path / "pool"
-    run_extract([str(src)], str(pool), max_record_bytes=LIMIT)
+    extract([str(src)], str(pool), max_record_bytes=LIMIT)
     rc = main(["process", "--config", "content_to_text", "--input", str(pool), "--output", str(tmp_path / "proc"),
                "--workers", "1", "--no-progress"])
     assert rc == 0

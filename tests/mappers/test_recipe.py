@@ -13,7 +13,7 @@ FILTERS_WITHOUT_WORK = {"move_url_modifier", "detect_lang_whole_page_enricher", 
 def recipe_run(dclm_workdir, reference_dir, lid_model):
     import os
 
-    from dclm.process.config import build_mapper, load_pipeline
+    from dclm.process.pipeline import build_mapper, load_pipeline
     from dclm.process.executor import run_step
 
     root = dclm_workdir

@@ -12,8 +12,8 @@ import pytest
 
 from dclm.cli import main
 from dclm.io import read_pages, write_pages
-from dclm.process import run_process
-from dclm.process.config import load_pipeline
+from dclm.process import ProcessConfig, run_process
+from dclm.process.pipeline import load_pipeline
 from dclm.process.executor import process_pages
 
 CONFIG = """
@@ -30,6 +30,12 @@ CONFIG = """
 """
 
 
+def process(pipeline, inputs, output, **kw):
+    kw.setdefault("progress", False)
+    return run_process(ProcessConfig(pipeline=pipeline, inputs=tuple([inputs] if isinstance(inputs, str) else inputs),
+                                     output=output, **kw))
+
+
 def tree_bytes(root: Path, sub: str) -> dict[str, bytes]:
     base = root / sub
     return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*")) if p.is_file()}
@@ -42,7 +48,7 @@ def records(path: Path) -> list[dict]:
 def test_every_page_is_accounted_for(workdir, make_shards):
     make_shards(workdir / "in", 4, 40)
     (workdir / "p.yaml").write_text(CONFIG)
-    res = run_process("p.yaml", "in", "out", workers=1, progress=False)
+    res = process("p.yaml", "in", "out", workers=1, progress=False)
     assert res.ok and res.done == 4 and res.pages_in == 160
     out = workdir / "out" / "p"
     for shard in range(4):
@@ -57,10 +63,11 @@ def test_every_page_is_accounted_for(workdir, make_shards):
         pages = read_pages(str(out / "processed_data" / "part0" / f"shard_{shard:03d}_processed.jsonl.gz"))
         assert len(pages) == steps[-1]["pages_out"]
         assert all(p["text"].endswith("?") and p["text"].isupper() for p in pages)
-        rejects = records(out / "rejects" / "part0" / f"shard_{shard:03d}_rejects.jsonl")
+        rejects = records(out / "_rejects" / "part0" / f"shard_{shard:03d}.jsonl.gz.jsonl")
         assert len(rejects) == steps[2]["errors"] > 0
-        assert all(r["step"] == "usermappers.flaky" and "cannot handle page" in r["error"] for r in rejects)
-        assert all(r["page"]["id"] % 7 == 2 for r in rejects)
+        assert all(r["step"] == "usermappers.flaky" and "cannot handle page" in r["reason"] for r in rejects)
+        assert all(r["record"]["id"] % 7 == 2 and r["stage"] == "process" for r in rejects)
+        assert all(r["file"].endswith(f"part0/shard_{shard:03d}.jsonl.gz") for r in rejects)
     rows = records(out / "global_stats.jsonl")
     assert rows[0]["name"] == "local" and rows[0]["num_successes"] == 4 and rows[0]["pages_in"] == 160
     # the summary totals add up over shards
@@ -70,20 +77,20 @@ def test_every_page_is_accounted_for(workdir, make_shards):
 def test_rerun_skips_finished_shards_and_a_changed_config_is_refused(workdir, capsys, make_shards):
     make_shards(workdir / "in", 2, 10)
     (workdir / "p.yaml").write_text(CONFIG)
-    assert run_process("p.yaml", "in", "out", workers=1, progress=False).done == 2
-    again = run_process("p.yaml", "in", "out", workers=1, progress=False)
+    assert process("p.yaml", "in", "out", workers=1, progress=False).done == 2
+    again = process("p.yaml", "in", "out", workers=1, progress=False)
     assert again.skipped == 2 and again.done == 0 and again.pages_in == 20
     (workdir / "p.yaml").write_text(CONFIG.replace('"?"', '"!"'))
     assert main(["process", "--config", "p.yaml", "--input", "in", "--output", "out", "--workers", "1", "--no-progress"]) == 1
     assert "different config" in capsys.readouterr().out
-    assert run_process("p.yaml", "in", "out", workers=1, overwrite=True, progress=False).done == 2
+    assert process("p.yaml", "in", "out", workers=1, overwrite=True, progress=False).done == 2
 
 
 def test_resume_from_a_mid_pipeline_commit(workdir, make_shards):
     make_shards(workdir / "in", 3, 30)
     (workdir / "p.yaml").write_text(CONFIG)
-    run_process("p.yaml", "in", "ref", workers=1, progress=False)
-    run_process("p.yaml", "in", "out", workers=1, progress=False)
+    process("p.yaml", "in", "ref", workers=1, progress=False)
+    process("p.yaml", "in", "out", workers=1, progress=False)
     # emulate a crash right after the `commit` step: the stats end at that commit and the output file holds
     # the pages as they were then (regenerated here from the first three steps)
     stats = workdir / "out/p/stats/part0/shard_001_stats.jsonl"
@@ -96,12 +103,12 @@ def test_resume_from_a_mid_pipeline_commit(workdir, make_shards):
     write_pages(str(out_file), mid)
     recs[first_commit]["output_sha1"] = hashlib.sha1(out_file.read_bytes()).hexdigest()
     stats.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in recs[: first_commit + 1]))
-    res = run_process("p.yaml", "in", "out", workers=1, progress=False)
+    res = process("p.yaml", "in", "out", workers=1, progress=False)
     assert res.done == 1 and res.skipped == 2
     setup = [r for r in records(stats) if r["name"] == "process_setup"][-1]
     assert setup["resume_from_step"] == 4 and setup["graceful_continuation"]
     assert tree_bytes(workdir / "out/p", "processed_data") == tree_bytes(workdir / "ref/p", "processed_data")
-    assert tree_bytes(workdir / "out/p", "rejects") == tree_bytes(workdir / "ref/p", "rejects")
+    assert tree_bytes(workdir / "out/p", "_rejects") == tree_bytes(workdir / "ref/p", "_rejects")
 
 
 def test_sigkill_midway_then_rerun_equals_uninterrupted_run(workdir, make_shards):
@@ -126,7 +133,7 @@ def test_sigkill_midway_then_rerun_equals_uninterrupted_run(workdir, make_shards
     assert 0 < n_done < 20, n_done
     rerun = subprocess.run(cmd + ["--output", "out"], cwd=workdir, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
-    for sub in ("processed_data", "rejects"):
+    for sub in ("processed_data", "_rejects"):
         assert tree_bytes(workdir / "out/slow", sub) == tree_bytes(workdir / "ref/slow", sub)
     assert not list((workdir / "out").rglob(".tmp-*"))
 
@@ -135,14 +142,14 @@ def test_ray_gives_the_same_bytes_as_local(workdir, make_shards):
     ray = pytest.importorskip("ray")
     make_shards(workdir / "in", 6, 20)
     (workdir / "p.yaml").write_text(CONFIG)
-    run_process("p.yaml", "in", "local", workers=1, progress=False)
+    process("p.yaml", "in", "local", workers=1, progress=False)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        res = run_process("p.yaml", "in", "ray", ray=True, progress=False)
+        res = process("p.yaml", "in", "ray", ray=True, progress=False)
     finally:
         ray.shutdown()
     assert res.ok and res.done == 6
-    for sub in ("processed_data", "rejects"):
+    for sub in ("processed_data", "_rejects"):
         assert tree_bytes(workdir / "ray/p", sub) == tree_bytes(workdir / "local/p", sub)
 
 
@@ -160,11 +167,11 @@ def test_bad_shards_fail_alone_with_a_clear_message(workdir, capsys, make_shards
     assert "shard part0/shard_001.jsonl.gz failed" in out and "truncated gzip" in out
     assert "shard part0/shard_003.jsonl failed" in out and "not found" in out
     assert (workdir / "out/p/processed_data/part0/shard_000_processed.jsonl.gz").exists()
-    rejects = records(workdir / "out/p/rejects/part0/shard_002_rejects.jsonl")
-    assert [(r["step"], r.get("line")) for r in rejects] == [
-        ("read", 2), ("read", 3), ("usermappers.flaky", None), ("usermappers.flaky", None)]
-    assert "invalid UTF-8" in rejects[1]["error"]
-    assert rejects[2]["error"] == "KeyError: 'text'" and "TypeError" in rejects[3]["error"]
+    rejects = records(workdir / "out/p/_rejects/part0/shard_002.jsonl.gz.jsonl")
+    assert [(r["step"], r["line"]) for r in rejects] == [
+        (None, 2), (None, 3), ("usermappers.flaky", None), ("usermappers.flaky", None)]
+    assert "invalid UTF-8" in rejects[1]["reason"]
+    assert rejects[2]["reason"] == "KeyError: 'text'" and "TypeError" in rejects[3]["reason"]
 
 
 @pytest.mark.parametrize("yaml_text, message", [
@@ -196,7 +203,7 @@ def test_missing_input_and_empty_input(workdir, capsys):
 def test_dclm_content_to_text_runs_unchanged(workdir, shared_dir):
     write_pages(str(workdir / "in" / "a.jsonl.zst"), [{"content": f"doc {i}", "id": i} for i in range(10)])
     cfg = shared_dir / "dclm_reference/baselines_configs/content_to_text.yaml"
-    res = run_process(str(cfg), "in", "out", workers=1, progress=False)
+    res = process(str(cfg), "in", "out", workers=1, progress=False)
     assert res.ok
     pages = read_pages(str(workdir / "out/content_to_text/processed_data/a_processed.jsonl.zst"))
     assert pages == [{"id": i, "text": f"doc {i}"} for i in range(10)]
@@ -215,7 +222,7 @@ def test_exact_dedup_splits_the_pipeline_into_chunks(workdir):
       content_key: text
     - func: usermappers.shout
 """)
-    res = run_process("d.yaml", "in", "out", workers=1, progress=False)
+    res = process("d.yaml", "in", "out", workers=1, progress=False)
     assert res.ok
     kept = [p for s in range(3) for p in read_pages(str(workdir / f"out/d/processed_data/s{s}_processed.jsonl"))]
     assert [p["text"] for p in kept] == [f"SAME TEXT {i}!" for i in range(4)]
@@ -225,7 +232,7 @@ def test_exact_dedup_splits_the_pipeline_into_chunks(workdir):
     stats = records(workdir / "out/d/stats/s1_stats.jsonl")
     dedup = next(r for r in stats if r["name"] == "exact_dedup")
     assert dedup["pages_in"] == 6 and dedup["pages_out"] == 0
-    again = run_process("d.yaml", "in", "out", workers=1, progress=False)
+    again = process("d.yaml", "in", "out", workers=1, progress=False)
     assert again.ok and again.skipped == 3
 
 
@@ -247,9 +254,9 @@ def test_global_random_is_seeded_per_shard_and_step(workdir, make_shards):
     (workdir / "s.yaml").write_text(SAMPLING)
     random.seed(123)
     before = random.getstate()
-    one = run_process("s.yaml", "in", "one", workers=1, progress=False)
+    one = process("s.yaml", "in", "one", workers=1, progress=False)
     assert random.getstate() == before  # an in-process run leaves the caller's generator alone
-    two = run_process("s.yaml", "in", "two", workers=2, progress=False)
+    two = process("s.yaml", "in", "two", workers=2, progress=False)
     assert one.done == two.done == 4
     kept = tree_bytes(workdir / "one/s", "processed_data")
     assert kept == tree_bytes(workdir / "two/s", "processed_data")

@@ -16,6 +16,7 @@ class Example:
     compile: bool = arg(False, help="compile")
     precision: Literal["bf16", "fp32"] = arg("bf16", help="precision")
     hidden: int = arg(3, help="not on the CLI", cli=False)
+    modules: tuple[str, ...] = arg((), help="repeatable", flag="--module", repeatable=True)
 
 
 def parse(argv):
@@ -55,3 +56,9 @@ def test_config_error_names_the_flag_and_replace_suggests():
     with pytest.raises(ConfigError, match="did you mean steps"):
         replace(Example(output="o"), stepz=2)
     assert to_dict(Example(output="o", inputs=("a",)))["inputs"] == ["a"]
+
+
+def test_repeatable_flags_collect_one_value_each():
+    _, c = parse(["--output", "o", "--module", "a", "--module", "b.py"])
+    assert c.modules == ("a", "b.py")
+    assert parse(["--output", "o"])[1].modules == ()

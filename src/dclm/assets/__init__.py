@@ -6,9 +6,10 @@ from dclm.assets.resolve import (
     assets_dir,
     find_asset,
     lid_model_path,
+    locate,
     read_from_wheel,
     resolve_asset,
     write_cached,
 )
 
-__all__ = ["LID_ENV", "assets_dir", "find_asset", "lid_model_path", "read_from_wheel", "resolve_asset", "write_cached"]
+__all__ = ["LID_ENV", "assets_dir", "find_asset", "lid_model_path", "locate", "read_from_wheel", "resolve_asset", "write_cached"]

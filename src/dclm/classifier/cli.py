@@ -70,6 +70,8 @@ def _register_score(verbs) -> None:
     p.add_argument("--key", default=DEFAULT_KEY, help=f"attribute name for the score (default {DEFAULT_KEY}; DCLM's YAML uses fasttext_oh_eli5_vs_rw_v2_prob)")
     p.add_argument("--text-key", default="text", help="page field holding the text (default: text)")
     p.add_argument("--workers", type=int, default=0, help="processes over shards, each loading the model once (default: all cores)")
+    p.add_argument("--ray", action="store_true", help="run each shard as a Ray task (local Ray unless --ray-address)")
+    p.add_argument("--ray-address", help="address of an existing Ray cluster, e.g. auto or ray://host:10001")
     p.add_argument("--batch-size", type=int, default=1024, help="pages per fastText predict call (default 1024)")
     p.add_argument("--overwrite", action="store_true", help="rescore every shard instead of resuming")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -96,7 +98,9 @@ def _register_select(verbs) -> None:
     p.add_argument("--report", help=f"JSON report path (default OUTPUT/{'_select_report.json'}, or stdout without --output)")
     p.add_argument("--no-add-score", action="store_true", help="do not copy the score into kept pages (DCLM's enricher leaves it there)")
     p.add_argument("--bins", type=int, default=20, help="score histogram bins over [0, 1] (default 20)")
-    p.add_argument("--workers", type=int, default=1, help="processes writing kept shards (default 1; 0 = all cores)")
+    p.add_argument("--workers", type=int, default=0, help="processes writing kept shards (default 0 = all cores)")
+    p.add_argument("--ray", action="store_true", help="run each shard as a Ray task (local Ray unless --ray-address)")
+    p.add_argument("--ray-address", help="address of an existing Ray cluster, e.g. auto or ray://host:10001")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_select)
 
@@ -124,7 +128,8 @@ def _score(args: argparse.Namespace) -> int:
     from dclm.classifier.score import score_shards
 
     result = score_shards(args.model, args.input, args.output, key=args.key, text_key=args.text_key,
-                          workers=args.workers, batch_size=args.batch_size, overwrite=args.overwrite,
+                          workers=args.workers, ray=args.ray, ray_address=args.ray_address,
+                          batch_size=args.batch_size, overwrite=args.overwrite,
                           progress=not args.no_progress)
     t = result.totals()
     if not args.quiet:
@@ -143,7 +148,7 @@ def _select(args: argparse.Namespace) -> int:
     report = select_pages(
         args.attributes, threshold=args.threshold, keep_top_fraction=args.keep_top_fraction, inputs=args.input,
         output=args.output, key=args.key, report=args.report, add_score=not args.no_add_score, bins=args.bins,
-        workers=args.workers, progress=not args.no_progress,
+        workers=args.workers, ray=args.ray, ray_address=args.ray_address, progress=not args.no_progress,
     )
     if not args.output and not args.report:
         print(json.dumps(report, indent=2))

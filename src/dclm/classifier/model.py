@@ -36,27 +36,11 @@ def preprocess(text: str) -> str:
 
 
 def resolve_model(model_filename: str) -> str:
-    """The model file for `model_filename`: the path itself if it exists, else DCLM's model folder under the
-    working directory, else the dclm asset cache. A miss is a one-line error naming every place tried."""
-    model_filename = os.fspath(model_filename)
-    if os.path.isfile(model_filename):
-        return model_filename
-    tried = [model_filename]
-    dclm_path = os.path.join(DCLM_MODEL_DIR, model_filename)
-    tried.append(dclm_path)
-    if os.path.isfile(dclm_path):
-        return dclm_path
-    try:
-        from dclm.assets import assets_dir, resolve_asset
-    except ImportError:  # the asset cache is optional here: paths still work without it
-        resolve_asset = None
-    if resolve_asset is not None:
-        name = os.path.basename(model_filename)
-        try:
-            return os.fspath(resolve_asset(name))
-        except (DclmError, FileNotFoundError):
-            tried.append(os.fspath(assets_dir() / name))
-    raise DclmError(f"fastText model not found: {model_filename} (tried {', '.join(tried)})")
+    """The model file for `model_filename`, found as every asset is (src/dclm/assets/resolve.py `locate`),
+    DCLM's model folder being this kind's folder."""
+    from dclm.assets import locate
+
+    return os.fspath(locate(model_filename, kind="fastText model", dclm_dir=DCLM_MODEL_DIR))
 
 
 def load_model(path: str):

@@ -4,18 +4,17 @@ Layout under OUTPUT (dolma-style attributes; scoring once lets `select` re-thres
   <rel stem>.jsonl[.gz|.zst]   one record per input page, in input order: {"id"?, "url"?, KEY: score}
                                (parquet inputs get .jsonl.zst sidecars); a page without a string text gets
                                KEY: null so line N of the sidecar is always page N of the shard
-  rejects/<rel stem>_rejects.jsonl   pages without text and unreadable lines, with the reason
+  _rejects/<rel>.jsonl         pages without text and unreadable lines, with the reason (the runtime's one
+                               reject layout and schema, src/dclm/runtime/rejects.py)
   _score.json                  model path and sha256, key, per-shard counts
 
-Shards run in parallel processes, each loading the model once. A sidecar is written atomically after its
+Shards run as jobs of the shared runner (process pool or Ray), each process loading the model once. A sidecar is written atomically after its
 rejects file, so its presence marks the shard done: rerunning skips it (resume); --overwrite rescores every shard.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import logging
-import multiprocessing as mp
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,11 +25,14 @@ from dclm.errors import DclmError
 from dclm.io import Shard, encode_pages, iter_pages, list_shards, write_bytes
 from dclm.io.pages import url_to_fs
 from dclm.classifier.model import DEFAULT_KEY, file_sha256, hq_probs, load_model
+from dclm.runtime.jobs import run_jobs
+from dclm.runtime.progress import progress_write
+from dclm.runtime.rejects import RejectLog, rejects_path
 
 logger = logging.getLogger(__name__)
 
 MANIFEST = "_score.json"
-REJECTS_DIR = "rejects"
+STAGE = "classifier score"
 
 
 def list_inputs(inputs: list[str]) -> list[Shard]:
@@ -50,10 +52,6 @@ def sidecar_rel(rel: str, suffix: str) -> str:
     if suffix == ".parquet":
         return rel[: -len(suffix)] + ".jsonl.zst"
     return rel
-
-
-def rejects_rel(rel: str, suffix: str) -> str:
-    return f"{REJECTS_DIR}/{rel[: len(rel) - len(suffix)]}_rejects.jsonl"
 
 
 @dataclass
@@ -165,12 +163,6 @@ def _exists(url: str) -> bool:
     return fs.exists(path)
 
 
-def _remove(url: str) -> None:
-    fs, path = url_to_fs(url)
-    if fs.exists(path):
-        fs.rm(path)
-
-
 def score_shard(job: _Job) -> ShardScore:
     shard = job.shard
     side_rel = sidecar_rel(shard.rel, shard.suffix)
@@ -178,24 +170,17 @@ def score_shard(job: _Job) -> ShardScore:
     t0 = time.perf_counter()
     try:
         model = load_model(job.model_path)
-        read_rejects: list[dict] = []
-
-        def on_reject(lineno: int, reason: str, raw) -> None:
-            read_rejects.append({"error": reason, "line": lineno, "page": raw})
-
-        pages = list(iter_pages(shard.url, on_reject=on_reject, text_key=None))
+        log = RejectLog(job.output, shard.rel, STAGE, shard.url)
+        pages = list(iter_pages(shard.url, on_reject=log.on_read_reject, text_key=None))
         records, rejects = score_pages(model, pages, job.key, job.text_key, job.batch_size)
         result.bytes = sum(len(p[job.text_key].encode("utf-8")) for p in pages if isinstance(p.get(job.text_key), str))
-        all_rejects = read_rejects + rejects
-        rej_url = f"{job.output}/{rejects_rel(shard.rel, shard.suffix)}"
-        if all_rejects:
-            write_bytes(rej_url, b"".join(orjson.dumps(r, default=str, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS) + b"\n" for r in all_rejects))
-        else:
-            _remove(rej_url)
+        for r in rejects:
+            log.add(r["error"], r["page"])
+        log.flush()
         side_url = f"{job.output}/{side_rel}"
         write_bytes(side_url, encode_pages(records, side_url))
         result.pages = len(pages)
-        result.rejects = len(all_rejects)
+        result.rejects = len(log)
         result.scored = sum(1 for r in records if r[job.key] is not None)
     except (DclmError, OSError) as e:
         result.error = str(e)
@@ -211,7 +196,7 @@ def _count_existing(job: _Job) -> ShardScore:
     for rec in iter_pages(f"{job.output}/{side_rel}", text_key=None):
         result.pages += 1
         result.scored += rec.get(job.key) is not None
-    rej_url = f"{job.output}/{rejects_rel(shard.rel, shard.suffix)}"
+    rej_url = rejects_path(job.output, shard.rel)
     if _exists(rej_url):
         result.rejects = sum(1 for _ in iter_pages(rej_url, text_key=None))
     return result
@@ -237,6 +222,8 @@ def score_shards(
     key: str = DEFAULT_KEY,
     text_key: str = "text",
     workers: int = 0,
+    ray: bool = False,
+    ray_address: str | None = None,
     batch_size: int = 1024,
     overwrite: bool = False,
     progress: bool = True,
@@ -270,7 +257,7 @@ def score_shards(
         else:
             todo.append(job)
     t0 = time.perf_counter()
-    result.shards.extend(_run(todo, workers, progress))
+    result.shards.extend(_run(todo, workers, ray, ray_address, progress))
     result.secs = time.perf_counter() - t0
     result.shards.sort(key=lambda s: s.rel)
 
@@ -283,40 +270,10 @@ def score_shards(
     return result
 
 
-def _init_worker(model_path: str) -> None:
-    load_model(model_path)
-
-
-def _run(jobs: list[_Job], workers: int, progress: bool) -> list[ShardScore]:
-    from tqdm import tqdm
-
-    if not jobs:
-        return []
-    workers = min(workers or os.cpu_count() or 1, len(jobs))
-    bar = tqdm(total=len(jobs), desc="score", unit="shard", disable=not progress, dynamic_ncols=True)
-    results: list[ShardScore] = []
-    pages = 0
-    t0 = time.perf_counter()
-
-    def done(r: ShardScore) -> None:
-        nonlocal pages
-        results.append(r)
-        pages += r.pages
+def _run(jobs: list[_Job], workers: int, ray: bool, ray_address: str | None, progress: bool) -> list[ShardScore]:
+    def report(job: _Job, r: ShardScore) -> None:
         if r.error:
-            tqdm.write(f"dclm: shard {r.rel} failed: {r.error}")
-        bar.update(1)
-        bar.set_postfix(pages=pages, pages_per_s=f"{pages / max(time.perf_counter() - t0, 1e-9):.0f}")
+            progress_write(f"dclm: shard {r.rel} failed: {r.error}")
 
-    try:
-        if workers == 1:
-            for job in jobs:
-                done(score_shard(job))
-        else:
-            ctx = mp.get_context("spawn")
-            with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(jobs[0].model_path,)) as pool:
-                for fut in cf.as_completed([pool.submit(score_shard, job) for job in jobs]):
-                    done(fut.result())
-    finally:
-        bar.close()
-    return results
-
+    return run_jobs(score_shard, jobs, workers=workers, ray=ray, ray_address=ray_address, desc="score",
+                    progress=progress, on_result=report)

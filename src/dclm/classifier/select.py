@@ -10,10 +10,7 @@ Pages whose score is null (no text when scored) are never kept and are counted i
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import math
-import multiprocessing as mp
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +21,7 @@ from dclm.io import Shard, iter_pages, write_bytes, write_pages
 from dclm.io.pages import url_to_fs
 from dclm.classifier.model import DEFAULT_KEY
 from dclm.classifier.score import MANIFEST, list_inputs, sidecar_rel
+from dclm.runtime.jobs import run_jobs
 
 REPORT = "_select_report.json"
 
@@ -129,7 +127,9 @@ def select_pages(
     report: str | None = None,
     add_score: bool = True,
     bins: int = 20,
-    workers: int = 1,
+    workers: int = 0,
+    ray: bool = False,
+    ray_address: str | None = None,
     progress: bool = True,
 ) -> dict:
     """Decide from the sidecars which pages to keep, write them under `output` (if given), return the report."""
@@ -193,24 +193,12 @@ def select_pages(
         output = output.rstrip("/")
         jobs = [(it, np.flatnonzero(keep[bounds[j]:bounds[j + 1]]).tolist(), f"{output}/{it.shard.rel}", key, add_score)
                 for j, it in enumerate(items)]
-        _run_writes(jobs, workers, progress)
+        _run_writes(jobs, workers, ray, ray_address, progress)
     report = report or (f"{output}/{REPORT}" if output else None)
     if report:
         write_bytes(report, orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
     return result
 
 
-def _run_writes(jobs: list[tuple], workers: int, progress: bool) -> None:
-    from tqdm import tqdm
-
-    workers = min(workers or os.cpu_count() or 1, len(jobs))
-    with tqdm(total=len(jobs), desc="select", unit="shard", disable=not progress, dynamic_ncols=True) as bar:
-        if workers <= 1:
-            for job in jobs:
-                _write_kept(job)
-                bar.update(1)
-            return
-        with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            for fut in cf.as_completed([pool.submit(_write_kept, job) for job in jobs]):
-                fut.result()
-                bar.update(1)
+def _run_writes(jobs: list[tuple], workers: int, ray: bool, ray_address: str | None, progress: bool) -> None:
+    run_jobs(_write_kept, jobs, workers=workers, ray=ray, ray_address=ray_address, desc="select", progress=progress)

@@ -10,7 +10,6 @@ import os
 from importlib.resources import files
 from pathlib import Path
 
-from dclm.errors import DclmError
 
 
 def bundled_configs() -> list[str]:
@@ -19,12 +18,15 @@ def bundled_configs() -> list[str]:
 
 
 def resolve_config(name_or_path: str | os.PathLike) -> Path:
-    """The YAML for a bundled recipe name (with or without `.yaml`), else for an existing file path."""
+    """The pipeline YAML for a path, else for a bundled recipe name (with or without `.yaml`), found as every
+    asset is (src/dclm/assets/resolve.py `locate`)."""
+    from dclm.assets import locate
+
     text = os.fspath(name_or_path)
     name = text[:-5] if text.endswith(".yaml") else text
-    if name in bundled_configs():
-        return Path(str(files(__name__) / f"{name}.yaml"))
-    path = Path(text).expanduser()
-    if path.is_file():
-        return path
-    raise DclmError(f"config not found: {text} (not a file, nor a bundled config: {', '.join(bundled_configs())})")
+
+    def bundled() -> Path | None:
+        return Path(str(files(__name__) / f"{name}.yaml")) if name in bundled_configs() else None
+
+    return locate(text, kind="config", fallbacks=[bundled],
+                  hint=f"give a YAML path or a bundled config: {', '.join(bundled_configs())}")

@@ -90,6 +90,10 @@ def _register_exact(verbs) -> None:
                    choices=["normalize_url", "normalize_whitespace_and_lowercase", "hash_text", "normalize_timestamps", "ccnet_dedup_normalizer"],
                    help="normaliser for --selection-key values (e.g. normalize_timestamps)")
     e.add_argument("--selection-reverse", action="store_true", help="keep the max of --selection-key instead of the min")
+    e.add_argument("--workers", type=int, default=0, help="processes for both passes, one shard each (default 0 = all cores)")
+    e.add_argument("--ray", action="store_true", help="run each shard as a Ray task (local Ray unless --ray-address)")
+    e.add_argument("--ray-address", help="address of an existing Ray cluster, e.g. auto or ray://host:10001")
+    e.add_argument("--no-progress", action="store_true", help="no progress bars")
     e.set_defaults(func=_run_exact)
 
 
@@ -143,9 +147,11 @@ def _run_sysreq(args: argparse.Namespace) -> int:
 
 
 def _run_exact(args: argparse.Namespace) -> int:
-    from dclm.dedup.exact import run_exact_dedup
+    from dclm.dedup.exact import ExactDedupSettings, run_exact_dedup
 
-    stats = run_exact_dedup(args.inputs, args.output_directory, args.key, args.normalize, args.selection_key,
-                            args.selection_normalize, args.selection_reverse)
+    settings = ExactDedupSettings(args.key, args.normalize, args.selection_key, args.selection_normalize,
+                                  args.selection_reverse)
+    stats = run_exact_dedup(args.inputs, args.output_directory, settings, workers=args.workers, ray=args.ray,
+                            ray_address=args.ray_address, progress=not args.no_progress and not args.quiet)
     print(json.dumps(stats))
     return 0

@@ -26,10 +26,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
 from dclm.errors import DclmError
+from dclm.io.pages import Shard
+from dclm.runtime.jobs import run_jobs
+from dclm.runtime.rejects import RejectLog
 
 _URL_SCHEME = re.compile(r"https?://(www\.)?")
 _URL_TRACKING = re.compile(r"\?(utm_|ref|feed).*")
@@ -122,11 +126,11 @@ def _set_field(page: dict, key: str, value: Any) -> None:
 
 
 class ExactDeduper:
-    """Two-pass exact dedup: `observe` every page in dataset order, then `apply` to each page in the same order.
+    """Two-pass exact dedup: `observe` (or `digest_page` + `record`) every page in dataset order, then
+    `apply` each page with its shard's `winners()`.
 
-    Memory is one 16-byte digest plus one position per distinct unit. `observe` and `apply` must see the
-    pages in the same order (shard by shard, page by page); `apply` recomputes the hashes, so pages can be
-    streamed from disk twice instead of held in memory.
+    Memory is one 16-byte digest plus one position per distinct unit; pages are streamed from disk twice
+    instead of held in memory.
     """
 
     def __init__(self, content_key: str = "text", normalize: str | Callable | None = None,
@@ -160,23 +164,40 @@ class ExactDeduper:
             raise DclmError(f"exact_dedup: shard {where[0]} page {where[1]} has no selection_key {self.selection_key!r}")
         return self.selection_normalize(value) if self.selection_normalize is not None else value
 
-    def observe(self, shard: int, index: int, page: dict) -> None:
-        """First pass: record page `index` of shard `shard`."""
-        self.counts["pages_in"] += 1
+    def digest_page(self, page: dict, where: tuple[int, int]) -> tuple[list[bytes] | None, Any]:
+        """(digest of every unit, selection value) of one page; (None, None) when it lacks the key. Pure, so
+        the first pass can run in worker processes while `record` merges in dataset order in the driver."""
         units = self._units(page)
         if units is None:
+            return None, None
+        sel = self._selection(page, where) if self.selection_key is not None else None
+        return [self._digest(unit) for unit in units], sel
+
+    def record(self, shard: int, index: int, digests: list[bytes] | None, sel: Any) -> None:
+        """First pass: merge page `index` of shard `shard`, as `digest_page` described it."""
+        self.counts["pages_in"] += 1
+        if digests is None:
             self.counts["pages_missing_key"] += 1
             return
-        sel = self._selection(page, (shard, index)) if self.selection_key is not None else None
         best = self._best
-        for u, unit in enumerate(units):
+        for u, h in enumerate(digests):
             self.counts["units_in"] += 1
-            h = self._digest(unit)
             old = best.get(h)
             if old is None:
                 best[h] = (sel, (shard, index, u))
             elif self.selection_key is not None and self._better(sel, old[0]):
                 best[h] = (sel, (shard, index, u))
+
+    def observe(self, shard: int, index: int, page: dict) -> None:
+        """First pass over in-memory pages: `digest_page` then `record`."""
+        self.record(shard, index, *self.digest_page(page, (shard, index)))
+
+    def winners(self) -> dict[int, set[tuple[int, int]]]:
+        """After the first pass: per shard, the (page, unit) positions whose unit is the kept copy."""
+        out: dict[int, set[tuple[int, int]]] = {}
+        for _, (shard, page, unit) in self._best.values():
+            out.setdefault(shard, set()).add((page, unit))
+        return out
 
     def _better(self, new: Any, old: Any) -> bool:
         """Whether selection value `new` beats `old`; None (e.g. a null field) loses to any value."""
@@ -188,15 +209,16 @@ class ExactDeduper:
             raise DclmError(f"exact_dedup: cannot compare selection values {new!r} and {old!r} "
                             f"(selection_key {self.selection_key!r}; use selection_normalize)") from None
 
-    def apply(self, shard: int, index: int, page: dict) -> tuple[dict | None, int]:
-        """Second pass: (the page with its duplicate units removed, or None if none is left; units removed).
+    def apply(self, index: int, page: dict, winners: set[tuple[int, int]]) -> tuple[dict | None, int]:
+        """Second pass: (the page with its duplicate units removed, or None if none is left; units removed),
+        `winners` being this page's shard's entry of `winners()`.
 
         The page is edited in place when some but not all of its units go.
         """
         units = self._units(page)
         if units is None:
             return page, 0
-        keep = [unit for u, unit in enumerate(units) if self._best[self._digest(unit)][1] == (shard, index, u)]
+        keep = [unit for u, unit in enumerate(units) if (index, u) in winners]
         removed = len(units) - len(keep)
         if removed == 0:
             return page, 0
@@ -224,10 +246,12 @@ def exact_dedup_pages(pages_by_shard: list[list[dict]], content_key: str = "text
             dd.observe(s, i, page)
     out: list[list[dict]] = []
     modified = 0
+    winners = dd.winners()
     for s, pages in enumerate(pages_by_shard):
         kept = []
+        shard_winners = winners.get(s, set())
         for i, page in enumerate(pages):
-            new, removed = dd.apply(s, i, page)
+            new, removed = dd.apply(i, page, shard_winners)
             if new is not None:
                 kept.append(new)
                 modified += removed > 0
@@ -249,48 +273,99 @@ def _stats(dd: ExactDeduper, pages_out: int, modified: int) -> dict:
     }
 
 
-def run_exact_dedup(inputs: list[str], output_directory: str, content_key: str = "text",
-                    normalize: str | None = None, selection_key: str | None = None,
-                    selection_normalize: str | None = None, selection_reverse: bool = False) -> dict:
-    """`dclm dedup exact`: stream every shard twice (hash, then filter) and mirror it into `output_directory`.
+@dataclass(frozen=True)
+class ExactDedupSettings:
+    """What `dclm dedup exact` deduplicates and how it picks the kept copy (ExactDeduper's arguments)."""
 
-    Memory holds one digest and position per distinct unit, never the pages. Unreadable lines are
-    written to `<output_directory>/_rejects/<shard>.rejects` with their reason.
+    content_key: str = "text"
+    normalize: str | None = None
+    selection_key: str | None = None
+    selection_normalize: str | None = None
+    selection_reverse: bool = False
+
+    def deduper(self) -> ExactDeduper:
+        return ExactDeduper(self.content_key, self.normalize, self.selection_key, self.selection_normalize,
+                            self.selection_reverse)
+
+
+STAGE = "dedup exact"
+
+
+@dataclass(frozen=True)
+class _HashJob:
+    settings: ExactDedupSettings
+    index: int
+    shard: Shard
+    out_root: str
+
+
+@dataclass(frozen=True)
+class _FilterJob:
+    settings: ExactDedupSettings
+    shard: Shard
+    out_root: str
+    winners: frozenset
+
+
+def _hash_shard(job: _HashJob) -> tuple[list[tuple[list[bytes] | None, Any]], int]:
+    """First pass over one shard: every page's unit digests; unreadable lines go to the reject log."""
+    from dclm.io.pages import iter_pages
+
+    dd = job.settings.deduper()
+    log = RejectLog(job.out_root, job.shard.rel, STAGE, job.shard.url)
+    pages = [dd.digest_page(page, (job.index, i))
+             for i, page in enumerate(iter_pages(job.shard.url, on_reject=log.on_read_reject, text_key=None))]
+    return pages, log.flush()
+
+
+def _filter_shard(job: _FilterJob) -> tuple[int, int]:
+    """Second pass over one shard: keep the winning units, write the shard; returns (pages kept, pages modified)."""
+    from dclm.io.pages import iter_pages, write_pages
+
+    dd = job.settings.deduper()
+    kept, modified = [], 0
+    for i, page in enumerate(iter_pages(job.shard.url, on_reject=lambda *a: None, text_key=None)):
+        new, removed = dd.apply(i, page, job.winners)
+        if new is not None:
+            kept.append(new)
+            modified += removed > 0
+    write_pages(f"{job.out_root}/{job.shard.rel}", kept)
+    return len(kept), modified
+
+
+def run_exact_dedup(inputs: list[str], output_directory: str, settings: ExactDedupSettings = ExactDedupSettings(),
+                    *, workers: int = 0, ray: bool = False, ray_address: str | None = None,
+                    progress: bool = True) -> dict:
+    """`dclm dedup exact`: read every shard twice (hash, then filter) and mirror it into `output_directory`.
+
+    Both passes run one job per shard through the shared runner (process pool or Ray); the driver merges
+    the digests in shard order, so the kept copy never depends on `workers` or the engine. Memory holds
+    one digest and position per distinct unit plus one shard's digests in flight, never the pages.
+    Unreadable lines go to `<output_directory>/_rejects/<shard>.jsonl` (src/dclm/runtime/rejects.py).
     """
     import time
 
-    import orjson
-
     from dclm.io import list_shards
-    from dclm.io.pages import iter_pages, write_bytes, write_pages
 
     t0 = time.perf_counter()
+    settings.deduper()  # an unknown normaliser fails here, before any job starts
     shards = list_shards(inputs)
     if not shards:
         raise DclmError(f"no page shards found under {', '.join(inputs)}")
-    dd = ExactDeduper(content_key, normalize, selection_key, selection_normalize, selection_reverse)
-    rejects: dict[int, list[bytes]] = {}
-    for s, shard in enumerate(shards):
-        def on_reject(lineno, reason, raw, s=s):
-            rejects.setdefault(s, []).append(orjson.dumps({"line": lineno, "reason": reason, "record": raw}, default=str))
-
-        for i, page in enumerate(iter_pages(shard.url, on_reject=on_reject, text_key=None)):
-            dd.observe(s, i, page)
     out_root = output_directory.rstrip("/")
-    pages_out = modified = files_written = 0
-    for s, shard in enumerate(shards):
-        kept = []
-        for i, page in enumerate(iter_pages(shard.url, on_reject=lambda *a: None, text_key=None)):
-            new, removed = dd.apply(s, i, page)
-            if new is not None:
-                kept.append(new)
-                modified += removed > 0
-        pages_out += len(kept)
-        write_pages(f"{out_root}/{shard.rel}", kept)
-        files_written += 1
-        if s in rejects:
-            write_bytes(f"{out_root}/_rejects/{shard.rel}.rejects", b"\n".join(rejects[s]) + b"\n")
-    stats = _stats(dd, pages_out, modified)
-    stats.update(files=len(shards), files_written=files_written, rejects=sum(len(r) for r in rejects.values()),
+    dd = settings.deduper()
+    run = dict(workers=workers, ray=ray, ray_address=ray_address, progress=progress)
+    hashed = run_jobs(_hash_shard, [_HashJob(settings, s, shard, out_root) for s, shard in enumerate(shards)],
+                      desc="exact dedup: hash", **run)
+    for s, (pages, _) in enumerate(hashed):
+        for i, (digests, sel) in enumerate(pages):
+            dd.record(s, i, digests, sel)
+    rejects = sum(n for _, n in hashed)
+    del hashed
+    winners = dd.winners()
+    filtered = run_jobs(_filter_shard, [_FilterJob(settings, shard, out_root, frozenset(winners.get(s, ())))
+                                        for s, shard in enumerate(shards)], desc="exact dedup: filter", **run)
+    stats = _stats(dd, sum(k for k, _ in filtered), sum(m for _, m in filtered))
+    stats.update(files=len(shards), files_written=len(filtered), rejects=rejects,
                  secs=round(time.perf_counter() - t0, 3))
     return stats

@@ -214,12 +214,13 @@ def run_demo(output: str = "dclm-demo", n_pages: int = 2000, seed: int = 0, work
     @stage("heuristics")
     def heuristics():
         from dclm.assets import lid_model_path
-        from dclm.process import run_process
+        from dclm.process import ProcessConfig, run_process
 
         asset_paths, stand_ins = _recipe_assets(out)
         lid = str(lid_model_path(download=True))
         recipe = _demo_recipe(out, asset_paths, lid)
-        res = run_process(str(recipe), str(out / "pool"), str(out / "heuristics"), workers=workers, progress=progress)
+        res = run_process(ProcessConfig(pipeline=str(recipe), inputs=(str(out / "pool"),), output=str(out / "heuristics"),
+                                        workers=workers, progress=progress))
         if not res.ok:
             raise DclmError(f"heuristics failed on {len(res.failed)} shard(s): {res.failed[0][1]}")
         removed = {t["name"]: t["removed"] for t in res.step_totals if t["removed"]}

@@ -5,5 +5,5 @@ The names are loaded on first use, so `dclm --help` does not import fsspec, fast
 
 from dclm.lazy import lazy_exports
 
-__all__ = ["ExtractOptions", "ExtractResult", "extract_file", "format_summary", "run_extract"]
-__getattr__ = lazy_exports(__name__, dict.fromkeys(__all__, "dclm.extract.run"))
+__all__ = ["ExtractConfig", "ExtractResult", "extract_file", "format_summary", "run_extract"]
+__getattr__ = lazy_exports(__name__, {**dict.fromkeys(__all__, "dclm.extract.run"), "ExtractConfig": "dclm.extract.config"})

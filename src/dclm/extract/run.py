@@ -5,8 +5,10 @@ DCLM-Pool's layout plus `url` (= WARC-Target-URI, which DCLM's `move_url_modifie
 `response` records go through HTTP decoding (transfer/content encoding, charset) and an HTML extractor;
 `conversion` records (WET) already hold text and are kept as they are, stripped, as DCLM did.
 
-Per input `<rel>` the run writes `OUTPUT/<rel minus compression>.jsonl.zst` and
-`OUTPUT/stats/<rel minus compression>.json`, each atomically. A file whose output and stats both exist
+Per input `<rel>` the run writes `OUTPUT/<rel minus compression>.jsonl.zst`,
+`OUTPUT/stats/<rel minus compression>.json` and, when a record failed or a region of the file was damaged,
+`OUTPUT/_rejects/<rel>.jsonl` (the runtime's reject layout; `record` holds the record's offset, id and url),
+each atomically. A file whose output and stats both exist
 is skipped (resume) unless `overwrite`. Every record is accounted for in the stats:
 responses + conversions = pages + non_html + oversized + empty + errors.
 """
@@ -21,7 +23,6 @@ import posixpath
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable
 
 import orjson
 
@@ -30,28 +31,13 @@ from dclm.extract.decode import HTML_TYPES, DecodeError, TooLarge, decode_body, 
 from dclm.extract.extractors import get_extractor
 from dclm.extract.warc import RawRecord, WarcFile, iter_records, list_warcs, strip_compression
 from dclm.io.pages import atomic_open, url_to_fs
+from dclm.extract.config import COMPRESSIONS, ExtractConfig
+from dclm.runtime.rejects import RejectLog
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_RECORD_BYTES = 16 << 20
-COMPRESSIONS = {"zst": ".jsonl.zst", "gz": ".jsonl.gz", "none": ".jsonl"}
 _WANTED = frozenset({"warcinfo", "response", "conversion"})
-_PROGRESS_STEP = 4 << 20  # report progress every this many input bytes
 _WRITE_BATCH = 1 << 20  # bytes of JSON lines handed to the compressor at once
-
-
-@dataclass
-class ExtractOptions:
-    extractor: str = "resiliparse"
-    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
-    compression: str = "zst"
-
-    def __post_init__(self):
-        if self.compression not in COMPRESSIONS:
-            raise DclmError(f"unknown compression {self.compression!r}; choose one of {', '.join(COMPRESSIONS)}")
-        if self.max_record_bytes <= 0:
-            raise DclmError("--max-record-bytes must be positive")
-        get_extractor(self.extractor)  # fail early on an unknown name or a missing extra
 
 
 def output_paths(output: str, wf: WarcFile, compression: str) -> tuple[str, str]:
@@ -59,7 +45,7 @@ def output_paths(output: str, wf: WarcFile, compression: str) -> tuple[str, str]
     return posixpath.join(output, stem + COMPRESSIONS[compression]), posixpath.join(output, "stats", stem + ".json")
 
 
-def _new_stats(wf: WarcFile, out_url: str, opts: ExtractOptions) -> dict:
+def _new_stats(wf: WarcFile, out_url: str, opts: ExtractConfig) -> dict:
     return {
         "input": wf.url, "rel": wf.rel, "output": out_url, "extractor": opts.extractor,
         "records": 0, "records_by_type": {}, "pages": 0,
@@ -110,8 +96,9 @@ def _target_url(headers: dict) -> str:
 class _FileExtraction:
     """The state of one file's extraction: options, the extractor, and the counters its stats are made of."""
 
-    def __init__(self, wf: WarcFile, out_url: str, opts: ExtractOptions):
+    def __init__(self, wf: WarcFile, out_url: str, opts: ExtractConfig, rejects: RejectLog):
         self.opts = opts
+        self.rejects = rejects
         self.extract = get_extractor(opts.extractor)
         self.stats = _new_stats(wf, out_url, opts)
         self.by_type: Counter = Counter()
@@ -126,11 +113,15 @@ class _FileExtraction:
                 "reason": reason}
 
     def damaged(self, offset: int, reason: str, headers: dict) -> None:
-        self.stats["damaged"].append(self._entry(offset, reason, headers))
+        entry = self._entry(offset, reason, headers)
+        self.stats["damaged"].append(entry)
+        self.rejects.add(reason, {k: v for k, v in entry.items() if k != "reason"}, step="read")
 
     def fail(self, raw: RawRecord, reason: str) -> None:
+        entry = self._entry(raw.offset, reason, raw.headers)
         self.stats["errors"] += 1
-        self.stats["error_records"].append(self._entry(raw.offset, reason, raw.headers))
+        self.stats["error_records"].append(entry)
+        self.rejects.add(reason, {k: v for k, v in entry.items() if k != "reason"}, step="extract")
 
     def text_of(self, raw: RawRecord) -> str | None:
         """The page text of a response/conversion record, or None when it is skipped or fails (counted here)."""
@@ -192,13 +183,12 @@ class _FileExtraction:
         return self.stats
 
 
-def extract_file(wf: WarcFile, out_url: str, stats_url: str, opts: ExtractOptions,
-                 progress: Callable[[int], None] | None = None) -> dict:
-    """Extract one WARC/WET file; returns its stats (also written to `stats_url`).
-
-    `progress(n)` is called with the number of input bytes read since its last call."""
+def extract_file(wf: WarcFile, out_url: str, stats_url: str, opts: ExtractConfig, rejects_root: str) -> dict:
+    """Extract one WARC/WET file; returns its stats (also written to `stats_url`), its failed records and
+    damaged regions go to the reject log under `rejects_root`."""
     t0 = time.perf_counter()
-    job = _FileExtraction(wf, out_url, opts)
+    rejects = RejectLog(rejects_root, wf.rel, "extract", wf.url)
+    job = _FileExtraction(wf, out_url, opts, rejects)
     stats = job.stats
     fs, path = url_to_fs(wf.url)
     try:
@@ -206,16 +196,12 @@ def extract_file(wf: WarcFile, out_url: str, stats_url: str, opts: ExtractOption
     except OSError as e:
         raise DclmError(f"{wf.url}: cannot read ({e})") from None
     warcinfo: str | None = None
-    reported = 0
     with atomic_open(out_url, "wb") as f:
         writer = _Writer(f, opts.compression)
         try:
             for raw in iter_records(wf.url, opts.max_record_bytes, _WANTED, job.damaged):
                 stats["records"] += 1
                 job.by_type[raw.type] += 1
-                if progress is not None and raw.offset - reported >= _PROGRESS_STEP:
-                    progress(raw.offset - reported)
-                    reported = raw.offset
                 if raw.type == "warcinfo":
                     if raw.block is not None:
                         warcinfo = raw.block.decode("utf-8", "replace").strip()
@@ -233,8 +219,7 @@ def extract_file(wf: WarcFile, out_url: str, stats_url: str, opts: ExtractOption
                 stats["text_chars"] += len(text)
         finally:
             writer.close()
-    if progress is not None:
-        progress(stats["input_bytes"] - reported)
+    rejects.flush()
     job.finish(time.perf_counter() - t0)
     with atomic_open(stats_url, "wb") as f:
         f.write(orjson.dumps(stats, option=orjson.OPT_INDENT_2) + b"\n")
@@ -262,15 +247,23 @@ class ExtractResult:
         return tot
 
 
-def _job(wf: WarcFile, out_url: str, stats_url: str, opts: ExtractOptions,
-         progress: Callable[[int], None] | None) -> tuple[str, dict | None, str | None]:
+@dataclass(frozen=True)
+class _Job:
+    wf: WarcFile
+    out_url: str
+    stats_url: str
+    opts: ExtractConfig
+    rejects_root: str
+
+
+def _job(job: _Job) -> tuple[str, dict | None, str | None]:
     """(rel, stats, None) or (rel, None, error) for a file that could not be read at all."""
     try:
-        return wf.rel, extract_file(wf, out_url, stats_url, opts, progress), None
+        return job.wf.rel, extract_file(job.wf, job.out_url, job.stats_url, job.opts, job.rejects_root), None
     except DclmError as e:
-        return wf.rel, None, str(e)
+        return job.wf.rel, None, str(e)
     except OSError as e:
-        return wf.rel, None, f"{e.__class__.__name__}: {e}"
+        return job.wf.rel, None, f"{e.__class__.__name__}: {e}"
 
 
 def _load_stats(stats_url: str) -> dict | None:
@@ -282,13 +275,12 @@ def _load_stats(stats_url: str) -> dict | None:
         return None
 
 
-def run_extract(inputs: list[str] | str, output: str, extractor: str = "resiliparse", workers: int = 1,
-                max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, compression: str = "zst",
-                overwrite: bool = False, progress: bool = False) -> ExtractResult:
-    """Extract every WARC/WET file under `inputs` into `output` (see the module docstring)."""
+def run_extract(config: ExtractConfig) -> ExtractResult:
+    """Extract every WARC/WET file under `config.inputs` into `config.output` (see the module docstring)."""
     t0 = time.perf_counter()
-    opts = ExtractOptions(extractor, max_record_bytes, compression)
-    files = list_warcs([inputs] if isinstance(inputs, str) else list(inputs))
+    opts, output, overwrite, compression = config, config.output, config.overwrite, config.compression
+    inputs = list(config.inputs)
+    files = list_warcs(inputs)
     if not files:
         raise DclmError(f"no WARC/WET files under {inputs}")
     targets = {wf.rel: output_paths(output, wf, compression) for wf in files}
@@ -308,20 +300,9 @@ def run_extract(inputs: list[str] | str, output: str, extractor: str = "resilipa
                 done[wf.rel] = prior
                 result.skipped.append(wf.rel)
                 continue
-        todo.append((wf, out_url, stats_url))
-    workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
-    total_bytes = sum(_size(wf.url) for wf, _, _ in todo)
-    bar = _progress_bar(total_bytes, progress)
-    try:
-        if workers == 1:
-            for wf, out_url, stats_url in todo:
-                rel, stats, err = _job(wf, out_url, stats_url, opts, None if bar is None else bar.update)
-                _collect(rel, stats, err, done, result, bar)
-        else:
-            _run_parallel(todo, opts, workers, done, result, bar)
-    finally:
-        if bar is not None:
-            bar.close()
+        todo.append(_Job(wf, out_url, stats_url, opts, output))
+    config.run(_job, todo, desc="extract", unit="B", sizes=[_size(j.wf.url) for j in todo],
+               on_result=lambda job, r: _collect(*r, done, result))
     result.files = [done[wf.rel] for wf in files if wf.rel in done]
     result.seconds = round(time.perf_counter() - t0, 3)
     return result
@@ -340,43 +321,14 @@ def _size(url: str) -> int:
         return 0
 
 
-def _progress_bar(total: int, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="extract", dynamic_ncols=True)
-
-
-def _collect(rel, stats, err, done, result, bar) -> None:
+def _collect(rel, stats, err, done, result) -> None:
     if err is not None:
         result.failed.append((rel, err))
         log.error("%s: %s", rel, err)
         return
     done[rel] = stats
-    if bar is not None:
-        bar.set_postfix(pages=sum(s["pages"] for s in done.values()), refresh=False)
     for item in stats["damaged"]:
         log.warning("%s @%s: %s", rel, item["offset"], item["reason"])
-
-
-def _run_parallel(todo, opts, workers, done, result, bar) -> None:
-    import multiprocessing as mp
-    import queue as queue_mod
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    ctx = mp.get_context("spawn")
-    with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        q = manager.Queue() if bar is not None else None
-        pending = {pool.submit(_job, wf, o, s, opts, None if q is None else q.put) for wf, o, s in todo}
-        while pending:
-            finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-            if q is not None:
-                with contextlib.suppress(queue_mod.Empty):
-                    while True:
-                        bar.update(q.get_nowait())
-            for fut in finished:
-                _collect(*fut.result(), done, result, bar)
 
 
 def format_summary(result: ExtractResult) -> str:

@@ -69,8 +69,14 @@ def _join(url: str, path: str, fs) -> str:
     return path
 
 
+# bookkeeping folders the shared runtime writes beside a stage's outputs (src/dclm/runtime/rejects.py,
+# resume.py): never input pages, even when a stage's output folder is the next stage's input
+RUNTIME_DIRS = ("_rejects", "_done")
+
+
 def list_shards(inputs: str | Iterable[str]) -> list[Shard]:
-    """Every page shard under `inputs` (files or directories, recursive), sorted by relative path."""
+    """Every page shard under `inputs` (files or directories, recursive, skipping the runtime's `_rejects/`
+    and `_done/` folders), sorted by relative path."""
     if isinstance(inputs, str):
         inputs = [inputs]
     shards: dict[str, Shard] = {}
@@ -82,6 +88,8 @@ def list_shards(inputs: str | Iterable[str]) -> list[Shard]:
             found = [p for p in fs.find(root) if shard_suffix(p)]
             for p in found:
                 rel = posixpath.relpath(p, root.rstrip("/") or "/") if p != root else posixpath.basename(p)
+                if rel.split("/", 1)[0] in RUNTIME_DIRS:
+                    continue
                 _add(shards, Shard(rel=rel, url=_join(inp, p, fs)))
         else:
             if not shard_suffix(root):

@@ -5,5 +5,5 @@ The names are loaded on first use, so that building the CLI parser stays cheap.
 
 from dclm.lazy import lazy_exports
 
-__all__ = ["ProcessResult", "run_process"]
-__getattr__ = lazy_exports(__name__, dict.fromkeys(__all__, "dclm.process.runner"))
+__all__ = ["ProcessConfig", "ProcessResult", "run_process"]
+__getattr__ = lazy_exports(__name__, {**dict.fromkeys(__all__, "dclm.process.runner"), "ProcessConfig": "dclm.process.config"})

@@ -26,10 +26,10 @@ from dclm.errors import DclmError, ShardFailed
 from dclm.io.pages import encode_pages, read_pages, url_to_fs, write_bytes
 from dclm.mappers.registry import load_module
 from dclm.process.aggregators import make_aggregator
-from dclm.process.config import Chunk, Step, build_mapper, steps_digest
+from dclm.process.pipeline import Chunk, Step, build_mapper, steps_digest
 from dclm.process.stats import read_jsonl_records, remove_if_exists, truncate_to_commit, write_jsonl_records
 
-READ_STEP = -1  # step_index of rejects found while reading the input
+STAGE = "process"
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class ShardJob:
     output_url: str
     stats_url: str
     rejects_url: str
+    source_url: str  # the shard as the user named it (what reject records cite)
     chunk: Chunk
     all_steps: tuple[Step, ...]
     source_name: str
@@ -79,12 +80,10 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def _reject(step: Step | None, error: str, page: Any, lineno: int | None = None) -> dict:
-    rec = {"step_index": READ_STEP if step is None else step.index, "step": "read" if step is None else step.func, "error": error}
-    if lineno is not None:
-        rec["line"] = lineno
-    rec["page"] = page
-    return rec
+def _reject(step: Step | None, error: str, page: Any, lineno: int | None = None, file: str | None = None) -> dict:
+    """A record in the runtime's one reject schema (src/dclm/runtime/rejects.py); `step` None = unreadable."""
+    return {"stage": STAGE, "step": None if step is None else step.func, "file": file, "line": lineno,
+            "reason": error, "record": page}
 
 
 def seed_step(seed: int, rel: str, step_index: int) -> None:
@@ -192,7 +191,6 @@ def _run(job: ShardJob) -> ShardResult:
     chunk = job.chunk
     start, end = chunk.steps[0].index, chunk.steps[-1].index + 1
     records = read_jsonl_records(job.stats_url)
-    rejects_prev = read_jsonl_records(job.rejects_url)
 
     # where to resume: the last commit, if it belongs to this config and its output is intact
     commits = [r for r in records if r.get("name") == "commit"]
@@ -216,16 +214,20 @@ def _run(job: ShardJob) -> ShardResult:
         raise DclmError(f"{job.rel}: earlier pipeline steps are not finished (stats at step {done}, chunk starts at {start})")
     resumed = bool(records)
     records = truncate_to_commit(records, done)
-    rejects = [r for r in rejects_prev if r["step_index"] < done and (r["step_index"] != READ_STEP or done > start)]
+    # rejects are appended in step order and each commit records how many there were, so resuming after
+    # a commit keeps exactly the rejects of the steps it covers
+    kept = next((r.get("rejects", 0) for r in reversed(records) if r.get("name") == "commit"), 0)
+    rejects = read_jsonl_records(job.rejects_url)[:kept]
 
     t_load = time.perf_counter()
     read_rejects = 0
     if pages is None:
         def on_reject(lineno: int, reason: str, raw: Any) -> None:
-            rejects.append(_reject(None, reason, raw, lineno))
+            rejects.append(_reject(None, reason, raw, lineno, job.source_url))
 
+        n_before = len(rejects)
         pages = read_pages(job.input_url, on_reject=on_reject, text_key=None)
-        read_rejects = sum(1 for r in rejects if r["step_index"] == READ_STEP)
+        read_rejects = len(rejects) - n_before
     records.append({
         "name": "process_setup",
         "jsonl_load_secs": time.perf_counter() - t_load,
@@ -257,11 +259,13 @@ def _run(job: ShardJob) -> ShardResult:
             skipped += 1
             continue
         seed_step(job.seed, job.rel, step.index)
+        n_before = len(rejects)
         try:
             pages, rec = run_step(step, fn, pages, rejects, job.workers)
         except ShardFailed:
-            _write_rejects(job.rejects_url, rejects)
+            _write_rejects(job.rejects_url, _with_file(rejects, job.source_url))
             raise
+        _with_file(rejects[n_before:], job.source_url)
         records.append(rec)
         executed.append(rec)
     finished = {
@@ -274,7 +278,7 @@ def _run(job: ShardJob) -> ShardResult:
         "execution_end_time": _now(),
     }
     _commit(job, pages, records, rejects, end, trailer=finished)
-    read_errors = [f"{job.input_url}:{r['line']}: {r['error']}" for r in rejects if r["step_index"] == READ_STEP][:5]
+    read_errors = [f"{job.input_url}:{r['line']}: {r['reason']}" for r in rejects if r["step"] is None][:5]
     return ShardResult(job.rel, "done", step_records=executed, pages_in=pages_in, pages_out=len(pages),
                        read_rejects=read_rejects, read_errors=read_errors, resumed=resumed)
 
@@ -288,6 +292,12 @@ def _output_intact(url: str, commit: dict) -> bool:
             return hashlib.sha1(f.read()).hexdigest() == commit.get("output_sha1")
     except OSError:
         return False
+
+
+def _with_file(rejects: list[dict], file: str) -> list[dict]:
+    for r in rejects:
+        r["file"] = file
+    return rejects
 
 
 def _write_rejects(url: str, rejects: list[dict]) -> None:
@@ -310,6 +320,7 @@ def _commit(job: ShardJob, pages: list[dict], records: list[dict], rejects: list
         "committed_through": through,
         "steps_digest": steps_digest(job.all_steps[:through]),
         "pages": len(pages),
+        "rejects": len(rejects),
         "output_sha1": hashlib.sha1(data).hexdigest(),
     })
     write_jsonl_records(job.stats_url, records + ([trailer] if trailer else []))

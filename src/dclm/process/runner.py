@@ -3,7 +3,8 @@
 Layout under `OUTPUT/<yaml basename>/`:
   processed_data/<rel stem>_processed.<ext>   pages after the last step (input-relative paths mirrored)
   stats/<rel stem>_stats.jsonl                 DCLM's per-shard records (setup, one per step, commits, finished)
-  rejects/<rel stem>_rejects.jsonl             pages that failed a step or could not be read, with the reason
+  _rejects/<rel>.jsonl                         pages that failed a step or could not be read, with the reason
+                                               (src/dclm/runtime/rejects.py's one layout and schema)
   global_stats.jsonl                           one row per chunk (local runs and global steps)
   work/chunk_NN/                               pages between chunks when the YAML has global steps
 
@@ -19,20 +20,22 @@ import os
 import posixpath
 import time
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import orjson
 
 from dclm.errors import DclmError
 from dclm.io.pages import Shard, encode_pages, list_shards, read_pages, url_to_fs, write_bytes
 from dclm.mappers.registry import load_module
-from dclm.process.config import Chunk, Pipeline, load_pipeline, steps_digest
+from dclm.process.pipeline import Chunk, Pipeline, load_pipeline, steps_digest
+from dclm.process.config import ProcessConfig
 from dclm.process.executor import ShardJob, ShardResult, run_shard_job
 from dclm.process.stats import read_jsonl_records, truncate_to_commit, write_jsonl_records
+from dclm.runtime.jobs import resolve_workers
+from dclm.runtime.progress import progress_write
+from dclm.runtime.rejects import REJECTS_DIR, rejects_path
 
 logger = logging.getLogger(__name__)
 
-OUTPUT_FORMATS = ("same", "jsonl", "jsonl.gz", "jsonl.zst", "parquet")
 
 
 @dataclass
@@ -80,46 +83,33 @@ class _Layout:
         return f"{self.root}/stats/{shard.stem}_stats.jsonl"
 
     def rejects(self, shard: Shard) -> str:
-        return f"{self.root}/rejects/{shard.stem}_rejects.jsonl"
+        return rejects_path(self.root, shard.rel)
 
     @property
     def global_stats(self) -> str:
         return f"{self.root}/global_stats.jsonl"
 
 
-def run_process(
-    config: str,
-    inputs: str | Iterable[str],
-    output: str,
-    source_name: str | None = None,
-    workers: int = 0,
-    overwrite: bool = False,
-    ray: bool = False,
-    ray_address: str | None = None,
-    mapper_modules: Iterable[str] = (),
-    output_format: str = "same",
-    progress: bool = True,
-) -> ProcessResult:
-    """Run the pipeline `config` over every shard under `inputs`; see the module docstring for outputs."""
+def run_process(config: ProcessConfig) -> ProcessResult:
+    """Run `config.pipeline` over every shard under `config.inputs`; see the module docstring for outputs."""
     t_start = time.perf_counter()
-    if output_format not in OUTPUT_FORMATS:
-        raise DclmError(f"unknown output format {output_format!r} (choose from {', '.join(OUTPUT_FORMATS)})")
+    inputs, output, output_format = list(config.inputs), config.output, config.output_format
     base_dir = os.getcwd()
-    modules = tuple(os.path.abspath(m) if m.endswith(".py") else m for m in mapper_modules)
+    modules = tuple(os.path.abspath(m) if m.endswith(".py") else m for m in config.mapper_modules)
     for mod in modules:
         load_module(mod)
-    pipeline = load_pipeline(config, source_name, base_dir=base_dir)
+    pipeline = load_pipeline(config.pipeline, config.source_name, base_dir=base_dir)
     shards = list_shards(inputs)
     if not shards:
         raise DclmError(f"no page shards (.jsonl, .jsonl.gz, .jsonl.zst, .parquet) found under {inputs}")
     if "://" not in output:
         output = os.path.abspath(output)
     root = f"{output.rstrip('/')}/{pipeline.name}"
-    if overwrite:
+    if config.overwrite:
         _clear(root)
     _remove_orphan_temp_files(root)
     layout = _Layout(root, pipeline, output_format)
-    workers = workers or os.cpu_count() or 1
+    workers = resolve_workers(config.workers)
     result = ProcessResult(output_dir=root, shards=len(shards))
     global_rows = read_jsonl_records(layout.global_stats)
     totals: dict[int, dict] = {}
@@ -131,13 +121,14 @@ def run_process(
             jobs = [
                 ShardJob(
                     rel=s.rel, input_url=layout.input(s, chunk), output_url=layout.out(s, chunk),
-                    stats_url=layout.stats(s), rejects_url=layout.rejects(s), chunk=chunk,
+                    stats_url=layout.stats(s), rejects_url=layout.rejects(s), source_url=s.url, chunk=chunk,
                     all_steps=pipeline.steps, source_name=pipeline.source, workers=min(workers, len(shards)),
-                    base_dir=base_dir, mapper_modules=modules,
+                    base_dir=base_dir, mapper_modules=modules, seed=config.seed,
                 )
                 for s in shards
             ]
-            results = _execute(jobs, workers, ray, ray_address, progress, f"chunk {chunk.index + 1}/{len(pipeline.chunks)}")
+            results = config.run(run_shard_job, jobs, desc=f"chunk {chunk.index + 1}/{len(pipeline.chunks)}",
+                                 on_result=_report)
             row = _local_row(results, layout, chunk)
             _accumulate(totals, results)
             if chunk.index == 0:
@@ -161,7 +152,7 @@ def run_process(
 
 def _clear(root: str) -> None:
     fs, path = url_to_fs(root)
-    for sub in ("processed_data", "stats", "rejects", "work", "global_stats.jsonl"):
+    for sub in ("processed_data", "stats", REJECTS_DIR, "work", "global_stats.jsonl"):
         p = f"{path}/{sub}"
         if fs.exists(p):
             fs.rm(p, recursive=True)
@@ -176,59 +167,13 @@ def _remove_orphan_temp_files(root: str) -> None:
                 fs.rm(p)
 
 
-def _execute(jobs: list[ShardJob], workers: int, ray: bool, ray_address: str | None, progress: bool, desc: str) -> list[ShardResult]:
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(jobs), desc=desc, unit="shard", disable=not progress, dynamic_ncols=True)
-    results: dict[str, ShardResult] = {}
-    try:
-        if ray:
-            it = _ray_results(jobs, ray_address, workers)
-        elif workers <= 1 or len(jobs) == 1:
-            it = (run_shard_job(j) for j in jobs)
-        else:
-            it = _pool_results(jobs, workers)
-        for r in it:
-            results[r.rel] = r
-            if r.status == "failed":
-                tqdm.write(f"dclm: shard {r.rel} failed: {r.error}")
-            for err in r.read_errors:
-                logger.warning("skipped bad line %s", err)
-            if r.read_rejects > len(r.read_errors):
-                logger.warning("%s: %d bad lines in all, written to its rejects file", r.rel, r.read_rejects)
-            bar.update(1)
-    finally:
-        bar.close()
-    return [results[j.rel] for j in jobs]
-
-
-def _pool_results(jobs: list[ShardJob], workers: int):
-    import concurrent.futures as cf
-    import multiprocessing as mp
-    from concurrent.futures.process import BrokenProcessPool
-
-    with cf.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(run_shard_job, j) for j in jobs]
-        try:
-            for fut in cf.as_completed(futures):
-                yield fut.result()
-        except BrokenProcessPool:
-            raise DclmError("a worker process died (out of memory or killed); rerun to resume") from None
-
-
-def _ray_results(jobs: list[ShardJob], address: str | None, workers: int):
-    try:
-        import ray
-    except ImportError:
-        raise DclmError("--ray needs Ray: pip install 'dclm[ray]'") from None
-    if not ray.is_initialized():
-        kwargs = {"address": address} if address else {"num_cpus": workers}
-        ray.init(include_dashboard=False, log_to_driver=False, **kwargs)
-    task = ray.remote(max_retries=3)(run_shard_job)
-    pending = [task.remote(j) for j in jobs]
-    while pending:
-        ready, pending = ray.wait(pending, num_returns=1)
-        yield ray.get(ready[0])
+def _report(job: ShardJob, r: ShardResult) -> None:
+    if r.status == "failed":
+        progress_write(f"dclm: shard {r.rel} failed: {r.error}")
+    for err in r.read_errors:
+        logger.warning("skipped bad line %s", err)
+    if r.read_rejects > len(r.read_errors):
+        logger.warning("%s: %d bad lines in all, written to its rejects file", r.rel, r.read_rejects)
 
 
 def _local_row(results: list[ShardResult], layout: _Layout, chunk: Chunk) -> dict:

@@ -33,14 +33,6 @@ def remove_if_exists(url: str) -> None:
         fs.rm(path)
 
 
-def last_commit(records: list[dict]) -> tuple[int, dict | None]:
-    """(position, record) of the last commit record, or (-1, None)."""
-    for i in range(len(records) - 1, -1, -1):
-        if records[i].get("name") == "commit":
-            return i, records[i]
-    return -1, None
-
-
 def truncate_to_commit(records: list[dict], committed_through: int) -> list[dict]:
     """Records up to and including the commit that covers exactly `committed_through` steps ([] for 0)."""
     if committed_through == 0:

@@ -48,14 +48,15 @@ def flag_name(param: str) -> str:
 
 def arg(default: Any = _MISSING, *, help: str, flag: str | None = None, metavar: str | None = None,
         parse: Callable[[str], Any] | None = None, positional: bool = False, cli: bool = True,
-        show_default: bool = True) -> Any:
+        show_default: bool = True, repeatable: bool = False) -> Any:
     """A dataclass field with its command-line description.
 
     `parse` converts one command-line word (e.g. a size such as "4G"); `positional` makes it a positional
-    argument; `cli=False` keeps a field off the command line (set by library callers only). A list or dict
+    argument; `cli=False` keeps a field off the command line (set by library callers only); `repeatable`
+    makes a tuple field a flag given once per value (`--x a --x b`) instead of one flag with many. A list or dict
     default is stored as a tuple / read-only value, since configs are frozen."""
     meta = {"help": help, "flag": flag, "metavar": metavar, "parse": parse, "positional": positional,
-            "cli": cli, "show_default": show_default}
+            "cli": cli, "show_default": show_default, "repeatable": repeatable}
     if isinstance(default, list):
         default = tuple(default)
     if default is _MISSING:
@@ -97,8 +98,11 @@ def _default_text(value: Any) -> str:
 
 
 def config_fields(cls: type) -> list[tuple[dataclasses.Field, Any]]:
+    """The command-line fields of `cls`, its own before inherited ones (a stage's flags before `Execution`'s)."""
     hints = typing.get_type_hints(cls, include_extras=False)
-    return [(f, hints[f.name]) for f in dataclasses.fields(cls) if f.metadata.get("cli", True)]
+    own = cls.__dict__.get("__annotations__", {})
+    fields = [f for f in dataclasses.fields(cls) if f.metadata.get("cli", True)]
+    return [(f, hints[f.name]) for f in sorted(fields, key=lambda f: f.name not in own)]
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, exclude: tuple[str, ...] = ()) -> None:
@@ -138,7 +142,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, exclude:
                 kwargs["default"] = default
             parser.add_argument(f.name, **kwargs)
             continue
-        if many:
+        if many and meta.get("repeatable"):
+            kwargs["action"] = "append"
+            default = None  # argparse appends to a given default; None = not given, the field's default stays
+        elif many:
             kwargs["nargs"] = "+"
         kwargs["default"] = default
         if not has_default:
@@ -152,6 +159,8 @@ def config_from_args(cls: type, ns: argparse.Namespace, **overrides: Any):
     for f, tp in config_fields(cls):
         if hasattr(ns, f.name):
             v = getattr(ns, f.name)
+            if v is None and f.metadata.get("repeatable"):
+                continue
             _, many = _describe(tp)[1:]
             if many and isinstance(v, list):
                 v = tuple(v)

@@ -42,20 +42,26 @@ def resolve_workers(workers: int) -> int:
 
 def run_jobs(fn: Callable[[J], R], jobs: Sequence[J], *, workers: int = 0, ray: bool = False,
              ray_address: str | None = None, desc: str = "jobs", unit: str = "shard", progress: bool = True,
-             on_result: Callable[[J, R], None] | None = None) -> list[R]:
+             on_result: Callable[[J, R], None] | None = None, sizes: Sequence[int] | None = None) -> list[R]:
     """`[fn(job) for job in jobs]`, run by the chosen engine, with one progress bar.
+
+    With `sizes` (e.g. input bytes per job, `unit="B"`) the bar advances by a job's size when it finishes,
+    so its rate and ETA mean something when jobs differ in size.
 
     `on_result(job, result)` runs in the driver as each job finishes (completion order), e.g. to log a
     failed shard above the bar. With `ray`, Ray is started locally (num_cpus = workers) unless
     `ray_address` names a cluster; a lost task is retried by Ray."""
     results: dict[int, R] = {}
     n = resolve_workers(workers)
-    with progress_bar(len(jobs), desc=desc, unit=unit, enabled=progress) as bar:
+    if sizes is not None and len(sizes) != len(jobs):
+        raise ValueError(f"{len(sizes)} sizes for {len(jobs)} jobs")
+    total = sum(sizes) if sizes is not None else len(jobs)
+    with progress_bar(total, desc=desc, unit=unit, enabled=progress) as bar:
         for i, r in _completed(fn, jobs, n, ray, ray_address):
             results[i] = r
             if on_result is not None:
                 on_result(jobs[i], r)
-            bar.update(1)
+            bar.update(sizes[i] if sizes is not None else 1)
     return [results[i] for i in range(len(jobs))]
 
 
@@ -132,6 +138,6 @@ class Execution:
     ray_address: str | None = arg(None, help="address of an existing Ray cluster, e.g. auto or ray://host:10001")
     progress: bool = arg(True, help="show progress bars")
 
-    def run(self, fn, jobs, *, desc: str, unit: str = "shard", on_result=None) -> list:
+    def run(self, fn, jobs, *, desc: str, unit: str = "shard", on_result=None, sizes=None) -> list:
         return run_jobs(fn, jobs, workers=self.workers, ray=self.ray, ray_address=self.ray_address, desc=desc,
-                        unit=unit, progress=self.progress, on_result=on_result)
+                        unit=unit, progress=self.progress, on_result=on_result, sizes=sizes)
