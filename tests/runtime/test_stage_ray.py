@@ -34,11 +34,13 @@ def _shards(root, n=3):
 
 
 def test_dedup_exact(tmp_path):
-    from dclm.dedup.exact import run_exact_dedup
+    from dclm.dedup.exact import ExactDedupConfig, run_exact_dedup
 
     _shards(tmp_path / "in")
-    pool = run_exact_dedup([str(tmp_path / "in")], str(tmp_path / "pool"), workers=2, progress=False)
-    on_ray = run_exact_dedup([str(tmp_path / "in")], str(tmp_path / "ray"), ray=True, progress=False)
+    pool = run_exact_dedup(ExactDedupConfig(inputs=[str(tmp_path / "in")], output_directory=str(tmp_path / "pool"),
+                                            workers=2, progress=False))
+    on_ray = run_exact_dedup(ExactDedupConfig(inputs=[str(tmp_path / "in")], output_directory=str(tmp_path / "ray"),
+                                              ray=True, progress=False))
     assert pool["pages_removed"] > 0
     assert {k: v for k, v in pool.items() if k != "secs"} == {k: v for k, v in on_ray.items() if k != "secs"}
     assert tree(tmp_path / "pool") == tree(tmp_path / "ray")

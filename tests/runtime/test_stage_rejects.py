@@ -57,10 +57,11 @@ def test_process(tmp_path):
 
 
 def test_dedup_exact(tmp_path):
-    from dclm.dedup.exact import run_exact_dedup
+    from dclm.dedup.exact import ExactDedupConfig, run_exact_dedup
 
     n_lines = _shard_with_bad_lines(tmp_path / "in/a.jsonl", _pages(30, dup_every=4))
-    stats = run_exact_dedup([str(tmp_path / "in")], str(tmp_path / "out"), workers=1, progress=False)
+    stats = run_exact_dedup(ExactDedupConfig(inputs=[str(tmp_path / "in")], output_directory=str(tmp_path / "out"),
+                                             workers=1, progress=False))
     rejected = _check(read_rejects(str(tmp_path / "out")), "dedup exact", "in/a.jsonl", 2)
     assert stats["pages_removed"] > 0 and stats["pages_out"] + stats["pages_removed"] + rejected == n_lines
     assert len(read_pages(str(tmp_path / "out/a.jsonl"))) == stats["pages_out"]
