@@ -72,6 +72,7 @@ def main() -> int:
 
     from dclm.io import write_pages
     from dclm.classifier.model import CC_LABEL, fasttext_version, hq_probs, load_model, preprocess
+    from dclm.classifier.config import ScoreConfig
     from dclm.classifier.score import score_shards
     from dclm.classifier.train import FastTextParams, train_classifier
 
@@ -108,8 +109,8 @@ def main() -> int:
         write_pages(shard, pages)
 
         def end_to_end():
-            score_shards(model_path, [f"{tmp}/in"], f"{tmp}/scores", workers=1, batch_size=args.batch_size,
-                         overwrite=True, progress=False)
+            score_shards(ScoreConfig(model=model_path, inputs=[f"{tmp}/in"], output=f"{tmp}/scores", workers=1,
+                                     batch_size=args.batch_size, overwrite=True, progress=False))
 
         batched()  # warm-up: the first pass faults in the model's pages (800 MB with 2M buckets)
         results = {}

@@ -8,6 +8,7 @@ from dclm.process import ProcessConfig, run_process
 from dclm.io import list_shards, read_pages, write_pages
 from dclm.mappers import names
 from dclm.classifier.model import DCLM_MODEL_DIR
+from dclm.classifier.config import ScoreConfig, SelectConfig
 from dclm.classifier.score import score_shards
 from dclm.classifier.select import select_pages
 
@@ -18,8 +19,7 @@ KEY = "fasttext_oh_eli5_vs_rw_v2_prob"
 
 def process(pipeline, inputs, output, **kw):
     kw.setdefault("progress", False)
-    return run_process(ProcessConfig(pipeline=pipeline, inputs=tuple([inputs] if isinstance(inputs, str) else inputs),
-                                     output=output, **kw))
+    return run_process(ProcessConfig(pipeline=pipeline, inputs=inputs, output=output, **kw))
 
 
 def test_dclm_fasttext_filter_yaml_matches_score_and_select(shared_dir, trained, tmp_path, monkeypatch):
@@ -32,7 +32,8 @@ def test_dclm_fasttext_filter_yaml_matches_score_and_select(shared_dir, trained,
     shutil.copy(trained[0], tmp_path / DCLM_MODEL_DIR / "fasttext_oh_eli5.bin")  # DCLM's model_filename, resolved as DCLM does
     pages = make_pages(100, "hq", seed=21) + make_pages(100, "cc", seed=21)
     write_pages(str(tmp_path / "in" / "s.jsonl"), pages)
-    score_shards("fasttext_oh_eli5.bin", [str(tmp_path / "in")], str(tmp_path / "attrs"), key=KEY, workers=1, progress=False)
+    score_shards(ScoreConfig(model="fasttext_oh_eli5.bin", inputs=[str(tmp_path / "in")],
+                             output=str(tmp_path / "attrs"), key=KEY, workers=1, progress=False))
     scores = sorted(r[KEY] for r in read_pages(str(tmp_path / "attrs" / "s.jsonl"), text_key=None))
     median = scores[len(scores) // 2]
     # DCLM's YAML as is (its threshold 0.018112), then with the threshold moved to the median score
@@ -42,8 +43,8 @@ def test_dclm_fasttext_filter_yaml_matches_score_and_select(shared_dir, trained,
         assert process(str(cfg), [str(tmp_path / "in")], str(tmp_path / "out"), workers=1, progress=False).ok
         processed = [s for s in list_shards(str(tmp_path / "out" / cfg.stem)) if "processed_data" in s.rel]
         via_yaml = [(p["id"], p[KEY]) for s in processed for p in read_pages(s.url)]
-        select_pages(str(tmp_path / "attrs"), threshold=threshold, inputs=[str(tmp_path / "in")],
-                     output=str(tmp_path / f"sel{i}"), progress=False)
+        select_pages(SelectConfig(attributes=str(tmp_path / "attrs"), threshold=threshold,
+                                  inputs=[str(tmp_path / "in")], output=str(tmp_path / f"sel{i}"), progress=False))
         via_select = [(p["id"], p[KEY]) for p in read_pages(str(tmp_path / f"sel{i}" / "s.jsonl"))]
         assert via_yaml == via_select and via_select
         assert len(via_select) == sum(x >= threshold for x in scores)

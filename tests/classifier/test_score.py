@@ -12,6 +12,7 @@ from dclm.process import ProcessConfig, run_process
 from dclm.io import list_shards, read_pages, write_pages
 from dclm.mappers import get
 from dclm.classifier.model import CC_LABEL, DCLM_MODEL_DIR, hq_probs, load_model, resolve_model
+from dclm.classifier.config import ScoreConfig
 from dclm.classifier.score import score_shards
 from dclm.runtime.rejects import read_rejects
 
@@ -22,8 +23,7 @@ KEY = "fasttext_oh_eli5_vs_rw_v2_prob"
 
 def process(pipeline, inputs, output, **kw):
     kw.setdefault("progress", False)
-    return run_process(ProcessConfig(pipeline=pipeline, inputs=tuple([inputs] if isinstance(inputs, str) else inputs),
-                                     output=output, **kw))
+    return run_process(ProcessConfig(pipeline=pipeline, inputs=inputs, output=output, **kw))
 
 
 def dclm_classify(model, content):
@@ -43,7 +43,8 @@ def _sidecars(out):
 @pytest.fixture(scope="module")
 def scored(trained, eval_shards, tmp_path_factory):
     out = tmp_path_factory.mktemp("scores")
-    result = score_shards(trained[0], [str(eval_shards)], str(out), key=KEY, workers=1, batch_size=64, progress=False)
+    result = score_shards(ScoreConfig(model=trained[0], inputs=[str(eval_shards)], output=str(out), key=KEY,
+                                      workers=1, batch_size=64, progress=False))
     return out, result
 
 
@@ -91,22 +92,26 @@ def test_pages_without_text_are_counted_rejects(scored):
 
 def test_resume_skips_done_shards_and_refuses_another_model(scored, trained, eval_shards, tmp_path):
     out, first = scored
-    again = score_shards(trained[0], [str(eval_shards)], str(out), key=KEY, workers=1, progress=False)
+    again = score_shards(ScoreConfig(model=trained[0], inputs=[str(eval_shards)], output=str(out), key=KEY,
+                                     workers=1, progress=False))
     assert all(s.skipped for s in again.shards) and again.totals() == {**first.totals(), "shards_skipped": 3}
     with pytest.raises(DclmError, match="another model or key"):
-        score_shards(trained[0], [str(eval_shards)], str(out), key="other", workers=1, progress=False)
+        score_shards(ScoreConfig(model=trained[0], inputs=[str(eval_shards)], output=str(out), key="other",
+                                 workers=1, progress=False))
     # a crash mid-run leaves some sidecars: the rerun finishes the rest and the bytes equal an uninterrupted run
     part = tmp_path / "part"
     shutil.copytree(out, part)
     os.remove(part / "CC" / "sub" / "part-1.jsonl")
-    redo = score_shards(trained[0], [str(eval_shards)], str(part), key=KEY, workers=1, progress=False)
+    redo = score_shards(ScoreConfig(model=trained[0], inputs=[str(eval_shards)], output=str(part), key=KEY,
+                                    workers=1, progress=False))
     assert [s.skipped for s in redo.shards] == [True, False, True]
     assert (part / "CC" / "sub" / "part-1.jsonl").read_bytes() == (out / "CC" / "sub" / "part-1.jsonl").read_bytes()
 
 
 def test_parallel_workers_give_identical_bytes(scored, trained, eval_shards, tmp_path):
     out, _ = scored
-    score_shards(trained[0], [str(eval_shards)], str(tmp_path), key=KEY, workers=2, batch_size=7, progress=False)
+    score_shards(ScoreConfig(model=trained[0], inputs=[str(eval_shards)], output=str(tmp_path), key=KEY, workers=2,
+                             batch_size=7, progress=False))
     for rel in ("CC/part-0.jsonl.zst", "CC/sub/part-1.jsonl", "other.jsonl.zst"):
         assert (tmp_path / rel).read_bytes() == (out / rel).read_bytes()
 
@@ -123,7 +128,8 @@ def test_enricher_in_a_yaml_pipeline(trained, tmp_path, monkeypatch):
     processed = [p for p in (tmp_path / "out").rglob("*.jsonl") if "processed_data" in str(p)]
     got = read_pages(str(processed[0]))
     side = tmp_path / "side"
-    score_shards(trained[0], [str(tmp_path / "in")], str(side), key=KEY, workers=1, progress=False)
+    score_shards(ScoreConfig(model=trained[0], inputs=[str(tmp_path / "in")], output=str(side), key=KEY, workers=1,
+                             progress=False))
     assert [p[KEY] for p in got] == [r[KEY] for r in read_pages(str(side / "s.jsonl"), text_key=None)]
 
 
@@ -181,4 +187,5 @@ def test_same_relative_path_under_two_inputs_is_refused(trained, tmp_path):
     write_pages(str(tmp_path / "x" / "a.jsonl"), make_pages(3, "hq", seed=1))
     write_pages(str(tmp_path / "y" / "a.jsonl"), make_pages(3, "cc", seed=1))
     with pytest.raises(DclmError, match="same relative path 'a.jsonl'"):
-        score_shards(trained[0], [str(tmp_path / "x"), str(tmp_path / "y")], str(tmp_path / "o"), workers=1, progress=False)
+        score_shards(ScoreConfig(model=trained[0], inputs=[str(tmp_path / "x"), str(tmp_path / "y")],
+                                 output=str(tmp_path / "o"), workers=1, progress=False))

@@ -6,6 +6,7 @@ import pytest
 from dclm.cli import main
 from dclm.errors import DclmError
 from dclm.io import list_shards, read_pages, write_pages
+from dclm.classifier.config import ScoreConfig, SelectConfig
 from dclm.classifier.score import score_shards
 from dclm.classifier.select import select_pages
 
@@ -15,7 +16,8 @@ KEY = "fasttext_oh_eli5_vs_rw_v2_prob"
 @pytest.fixture(scope="module")
 def attrs(trained, eval_shards, tmp_path_factory):
     out = tmp_path_factory.mktemp("attrs")
-    score_shards(trained[0], [str(eval_shards)], str(out), key=KEY, workers=1, progress=False)
+    score_shards(ScoreConfig(model=trained[0], inputs=[str(eval_shards)], output=str(out), key=KEY, workers=1,
+                             progress=False))
     return out
 
 
@@ -27,7 +29,8 @@ def _all_scores(attrs):
 
 
 def test_keep_top_fraction_keeps_ten_percent_and_reports_threshold(attrs, eval_shards, tmp_path):
-    rep = select_pages(str(attrs), keep_top_fraction=0.1, inputs=[str(eval_shards)], output=str(tmp_path / "kept"), progress=False)
+    rep = select_pages(SelectConfig(attributes=str(attrs), keep_top_fraction=0.1, inputs=[str(eval_shards)],
+                                    output=str(tmp_path / "kept"), progress=False))
     scored = rep["scored_pages"]
     assert scored == 801 and rep["unscored_pages"] == 2
     assert abs(rep["kept_pages"] - 0.1 * scored) <= 1
@@ -47,8 +50,8 @@ def test_keep_top_fraction_keeps_ten_percent_and_reports_threshold(attrs, eval_s
 def test_threshold_is_dclm_quality_filter(attrs, eval_shards, tmp_path):
     scores = _all_scores(attrs)
     t = sorted(scores)[len(scores) // 2]
-    rep = select_pages(str(attrs), threshold=t, inputs=[str(eval_shards)], output=str(tmp_path), progress=False,
-                       add_score=False)
+    rep = select_pages(SelectConfig(attributes=str(attrs), threshold=t, inputs=[str(eval_shards)],
+                                    output=str(tmp_path), progress=False, add_score=False))
     assert rep["kept_pages"] == sum(s >= t for s in scores)
     kept = read_pages(str(tmp_path / "CC" / "sub" / "part-1.jsonl"))
     assert kept and all(KEY not in p for p in kept)
@@ -57,15 +60,17 @@ def test_threshold_is_dclm_quality_filter(attrs, eval_shards, tmp_path):
 def test_rethresholding_reads_only_sidecars(attrs, eval_shards, tmp_path, monkeypatch):
     import dclm.classifier.select as sel
 
-    full = select_pages(str(attrs), keep_top_fraction=0.25, inputs=[str(eval_shards)], progress=False)
+    full = select_pages(SelectConfig(attributes=str(attrs), keep_top_fraction=0.25, inputs=[str(eval_shards)],
+                                     progress=False))
     read = []
     real = sel.iter_pages
     monkeypatch.setattr(sel, "iter_pages", lambda url, *a, **k: read.append(url) or real(url, *a, **k))
-    alone = select_pages(str(attrs), keep_top_fraction=0.25, progress=False, report=str(tmp_path / "r.json"))
+    alone = select_pages(SelectConfig(attributes=str(attrs), keep_top_fraction=0.25, progress=False,
+                                      report=str(tmp_path / "r.json")))
     assert read and all(url.startswith(str(attrs)) for url in read)
     assert alone["kept_pages"] == full["kept_pages"] and alone["threshold"] == full["threshold"]
     assert alone["key"] == KEY and (tmp_path / "r.json").exists()
-    same = select_pages(str(attrs), threshold=full["threshold"], progress=False)
+    same = select_pages(SelectConfig(attributes=str(attrs), threshold=full["threshold"], progress=False))
     assert same["kept_pages"] >= full["kept_pages"]
 
 
@@ -75,18 +80,19 @@ def test_changed_shard_is_detected(attrs, eval_shards, tmp_path):
     pages = read_pages(str(src / "CC" / "sub" / "part-1.jsonl"), text_key=None)
     write_pages(str(src / "CC" / "sub" / "part-1.jsonl"), pages[1:] + pages[:1])
     with pytest.raises(DclmError, match="changed after scoring"):
-        select_pages(str(attrs), threshold=0.0, inputs=[str(src)], output=str(tmp_path / "o"), progress=False)
+        select_pages(SelectConfig(attributes=str(attrs), threshold=0.0, inputs=[str(src)],
+                                  output=str(tmp_path / "o"), progress=False))
 
 
 def test_select_errors(attrs, eval_shards, tmp_path, capsys):
-    with pytest.raises(DclmError, match="needs --input"):
-        select_pages(str(attrs), threshold=0.5, output=str(tmp_path))
+    with pytest.raises(DclmError, match="output: needs inputs"):
+        select_pages(SelectConfig(attributes=str(attrs), threshold=0.5, output=str(tmp_path)))
     with pytest.raises(DclmError, match="no complete _score.json"):
-        select_pages(str(tmp_path), threshold=0.5)
+        select_pages(SelectConfig(attributes=str(tmp_path), threshold=0.5))
     with pytest.raises(DclmError, match="no key 'nope'"):
-        select_pages(str(attrs), threshold=0.5, key="nope")
+        select_pages(SelectConfig(attributes=str(attrs), threshold=0.5, key="nope"))
     rc = main(["classifier", "select", "--attributes", str(attrs), "--keep-top-fraction", "2"])
-    assert rc == 2 and "--keep-top-fraction must be in [0, 1]" in capsys.readouterr().err
+    assert rc == 2 and "--keep-top-fraction: must be in [0, 1]" in capsys.readouterr().err
     rc = main(["classifier", "select", "--attributes", str(tmp_path / "x"), "--input", str(eval_shards), "--threshold", "0.5"])
     assert rc == 2 and "run `dclm classifier score` first" in capsys.readouterr().err
 

@@ -16,7 +16,7 @@ LIMIT = 8000  # the "big" record of standard_records is larger than this; all ot
 
 def extract(inputs, output, **kw):
     kw.setdefault("progress", False)
-    return run_extract(ExtractConfig(inputs=tuple(inputs), output=output, **kw))
+    return run_extract(ExtractConfig(inputs=inputs, output=output, **kw))
 
 
 def _pages(out, name="x.warc.jsonl.zst"):

@@ -32,8 +32,7 @@ CONFIG = """
 
 def process(pipeline, inputs, output, **kw):
     kw.setdefault("progress", False)
-    return run_process(ProcessConfig(pipeline=pipeline, inputs=tuple([inputs] if isinstance(inputs, str) else inputs),
-                                     output=output, **kw))
+    return run_process(ProcessConfig(pipeline=pipeline, inputs=inputs, output=output, **kw))
 
 
 def tree_bytes(root: Path, sub: str) -> dict[str, bytes]:

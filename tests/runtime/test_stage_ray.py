@@ -34,17 +34,20 @@ def _shards(root, n=3):
 
 
 def test_dedup_exact(tmp_path):
-    from dclm.dedup.exact import run_exact_dedup
+    from dclm.dedup.exact import ExactDedupConfig, run_exact_dedup
 
     _shards(tmp_path / "in")
-    pool = run_exact_dedup([str(tmp_path / "in")], str(tmp_path / "pool"), workers=2, progress=False)
-    on_ray = run_exact_dedup([str(tmp_path / "in")], str(tmp_path / "ray"), ray=True, progress=False)
+    pool = run_exact_dedup(ExactDedupConfig(inputs=[str(tmp_path / "in")], output_directory=str(tmp_path / "pool"),
+                                            workers=2, progress=False))
+    on_ray = run_exact_dedup(ExactDedupConfig(inputs=[str(tmp_path / "in")], output_directory=str(tmp_path / "ray"),
+                                              ray=True, progress=False))
     assert pool["pages_removed"] > 0
     assert {k: v for k, v in pool.items() if k != "secs"} == {k: v for k, v in on_ray.items() if k != "secs"}
     assert tree(tmp_path / "pool") == tree(tmp_path / "ray")
 
 
 def test_classifier_score_and_select(tmp_path):
+    from dclm.classifier.config import ScoreConfig, SelectConfig
     from dclm.classifier.score import score_shards
     from dclm.classifier.select import select_pages
     from dclm.classifier.train import FastTextParams, train_classifier
@@ -55,9 +58,11 @@ def test_classifier_score_and_select(tmp_path):
     train_classifier([str(tmp_path / "pos")], [str(tmp_path / "neg")], model, params=FastTextParams(bucket=10_000))
     _shards(tmp_path / "in")
     for name, kw in (("pool", {"workers": 2}), ("ray", {"ray": True})):
-        score_shards(model, [str(tmp_path / "in")], str(tmp_path / f"{name}-attrs"), progress=False, **kw)
-        select_pages(str(tmp_path / f"{name}-attrs"), keep_top_fraction=0.5, inputs=[str(tmp_path / "in")],
-                     output=str(tmp_path / f"{name}-kept"), progress=False, **kw)
+        score_shards(ScoreConfig(model=model, inputs=[str(tmp_path / "in")], output=str(tmp_path / f"{name}-attrs"),
+                                 progress=False, **kw))
+        select_pages(SelectConfig(attributes=str(tmp_path / f"{name}-attrs"), keep_top_fraction=0.5,
+                                  inputs=[str(tmp_path / "in")], output=str(tmp_path / f"{name}-kept"),
+                                  progress=False, **kw))
     drop_paths = lambda t: {k: v for k, v in t.items() if not k.endswith(".json")}  # manifests name their folder
     assert drop_paths(tree(tmp_path / "pool-attrs")) == drop_paths(tree(tmp_path / "ray-attrs"))
     assert drop_paths(tree(tmp_path / "pool-kept")) == drop_paths(tree(tmp_path / "ray-kept"))
@@ -73,7 +78,7 @@ def test_extract(tmp_path):
     from dclm.extract import ExtractConfig, run_extract
 
     def extract(inputs, output, **kw):
-        return run_extract(ExtractConfig(inputs=tuple(inputs), output=output, progress=False, **kw))
+        return run_extract(ExtractConfig(inputs=inputs, output=output, progress=False, **kw))
 
     for n in range(3):
         path = tmp_path / "in" / f"f{n}.warc.gz"

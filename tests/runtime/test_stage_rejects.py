@@ -17,8 +17,7 @@ TEXT = "The committee reviewed the annual budget and agreed to meet again next w
 
 def process(pipeline, inputs, output, **kw):
     kw.setdefault("progress", False)
-    return run_process(ProcessConfig(pipeline=pipeline, inputs=tuple([inputs] if isinstance(inputs, str) else inputs),
-                                     output=output, **kw))
+    return run_process(ProcessConfig(pipeline=pipeline, inputs=inputs, output=output, **kw))
 
 
 def _shard_with_bad_lines(path, pages):
@@ -58,16 +57,18 @@ def test_process(tmp_path):
 
 
 def test_dedup_exact(tmp_path):
-    from dclm.dedup.exact import run_exact_dedup
+    from dclm.dedup.exact import ExactDedupConfig, run_exact_dedup
 
     n_lines = _shard_with_bad_lines(tmp_path / "in/a.jsonl", _pages(30, dup_every=4))
-    stats = run_exact_dedup([str(tmp_path / "in")], str(tmp_path / "out"), workers=1, progress=False)
+    stats = run_exact_dedup(ExactDedupConfig(inputs=[str(tmp_path / "in")], output_directory=str(tmp_path / "out"),
+                                             workers=1, progress=False))
     rejected = _check(read_rejects(str(tmp_path / "out")), "dedup exact", "in/a.jsonl", 2)
     assert stats["pages_removed"] > 0 and stats["pages_out"] + stats["pages_removed"] + rejected == n_lines
     assert len(read_pages(str(tmp_path / "out/a.jsonl"))) == stats["pages_out"]
 
 
 def test_classifier_score(tmp_path):
+    from dclm.classifier.config import ScoreConfig
     from dclm.classifier.score import score_shards
     from dclm.classifier.train import FastTextParams, train_classifier
 
@@ -76,8 +77,8 @@ def test_classifier_score(tmp_path):
     train_classifier([str(tmp_path / "pos")], [str(tmp_path / "neg")], str(tmp_path / "m.bin"),
                      params=FastTextParams(bucket=10_000, epoch=1))
     n_lines = _shard_with_bad_lines(tmp_path / "in/a.jsonl", _pages(10) + [{"id": "no-text"}])
-    res = score_shards(str(tmp_path / "m.bin"), [str(tmp_path / "in")], str(tmp_path / "out"), workers=1,
-                       progress=False)
+    res = score_shards(ScoreConfig(model=str(tmp_path / "m.bin"), inputs=[str(tmp_path / "in")],
+                                   output=str(tmp_path / "out"), workers=1, progress=False))
     rejected = _check(read_rejects(str(tmp_path / "out")), "classifier score", "in/a.jsonl", 3)
     t = res.totals()
     assert t["scored"] == 10 and t["rejects"] == rejected and t["scored"] + rejected == n_lines
@@ -92,7 +93,7 @@ def test_extract(tmp_path):
     from dclm.extract import ExtractConfig, run_extract
 
     def extract(inputs, output, **kw):
-        return run_extract(ExtractConfig(inputs=tuple(inputs), output=output, progress=False, **kw))
+        return run_extract(ExtractConfig(inputs=inputs, output=output, progress=False, **kw))
 
     page = f"<html><body><article><p>{TEXT}</p></article></body></html>".encode()
     src = tmp_path / "in/x.warc.gz"

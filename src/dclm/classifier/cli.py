@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from dclm.classifier.model import DEFAULT_KEY
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,30 +54,26 @@ def _register_train(verbs) -> None:
 
 
 def _register_score(verbs) -> None:
+    from dclm.classifier.config import ScoreConfig
+    from dclm.runtime.config import add_config_arguments
+
     p = verbs.add_parser(
         "score",
         help="score pages with a fastText classifier into sidecar attribute shards",
         description="Compute P(hq) for every page exactly as DCLM's classify_fasttext_hq_prob_enricher does and "
         "write sidecar shards under OUTPUT that mirror the input paths line for line ({id, url, KEY: score}). "
-        "Pages without text get a null score and go to OUTPUT/rejects with the reason. Shards run in "
+        "Pages without text get a null score and go to OUTPUT/_rejects with the reason. Shards run in "
         "parallel processes; rerunning resumes (finished sidecars are kept). Works with DCLM's "
         "fasttext_oh_eli5.bin as is.",
     )
-    p.add_argument("--model", required=True, help="fastText model: a path, a file in DCLM's quality_prediction_enrichment_models/, or a dclm asset name")
-    p.add_argument("--input", required=True, nargs="+", help="page shards or folders (local paths or fsspec URLs)")
-    p.add_argument("--output", required=True, help="folder for the sidecar attribute shards")
-    p.add_argument("--key", default=DEFAULT_KEY, help=f"attribute name for the score (default {DEFAULT_KEY}; DCLM's YAML uses fasttext_oh_eli5_vs_rw_v2_prob)")
-    p.add_argument("--text-key", default="text", help="page field holding the text (default: text)")
-    p.add_argument("--workers", type=int, default=0, help="processes over shards, each loading the model once (default: all cores)")
-    p.add_argument("--ray", action="store_true", help="run each shard as a Ray task (local Ray unless --ray-address)")
-    p.add_argument("--ray-address", help="address of an existing Ray cluster, e.g. auto or ray://host:10001")
-    p.add_argument("--batch-size", type=int, default=1024, help="pages per fastText predict call (default 1024)")
-    p.add_argument("--overwrite", action="store_true", help="rescore every shard instead of resuming")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_arguments(p, ScoreConfig)
     p.set_defaults(func=_score)
 
 
 def _register_select(verbs) -> None:
+    from dclm.classifier.config import SelectConfig
+    from dclm.runtime.config import add_config_arguments
+
     p = verbs.add_parser(
         "select",
         help="keep pages by score (threshold or top fraction) using the sidecars",
@@ -88,20 +83,7 @@ def _register_select(verbs) -> None:
         "re-thresholding is cheap: without --output only the JSON report (score histogram, quantiles, "
         "threshold, kept counts) is produced.",
     )
-    p.add_argument("--attributes", required=True, help="sidecar folder written by `dclm classifier score`")
-    mode = p.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--threshold", type=float, help="keep pages with score >= T")
-    mode.add_argument("--keep-top-fraction", type=float, metavar="F", help="keep the top F of scored pages (e.g. 0.1)")
-    p.add_argument("--input", nargs="+", help="the page shards that were scored (needed with --output)")
-    p.add_argument("--output", help="folder for the kept pages, mirroring input paths (omit for a report only)")
-    p.add_argument("--key", help="score attribute (default: the one recorded by `score`)")
-    p.add_argument("--report", help=f"JSON report path (default OUTPUT/{'_select_report.json'}, or stdout without --output)")
-    p.add_argument("--no-add-score", action="store_true", help="do not copy the score into kept pages (DCLM's enricher leaves it there)")
-    p.add_argument("--bins", type=int, default=20, help="score histogram bins over [0, 1] (default 20)")
-    p.add_argument("--workers", type=int, default=0, help="processes writing kept shards (default 0 = all cores)")
-    p.add_argument("--ray", action="store_true", help="run each shard as a Ray task (local Ray unless --ray-address)")
-    p.add_argument("--ray-address", help="address of an existing Ray cluster, e.g. auto or ray://host:10001")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_arguments(p, SelectConfig)
     p.set_defaults(func=_select)
 
 
@@ -125,12 +107,11 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    from dclm.classifier.config import ScoreConfig
     from dclm.classifier.score import score_shards
+    from dclm.runtime.config import config_from_args
 
-    result = score_shards(args.model, args.input, args.output, key=args.key, text_key=args.text_key,
-                          workers=args.workers, ray=args.ray, ray_address=args.ray_address,
-                          batch_size=args.batch_size, overwrite=args.overwrite,
-                          progress=not args.no_progress)
+    result = score_shards(config_from_args(ScoreConfig, args, progress=args.progress and not args.quiet))
     t = result.totals()
     if not args.quiet:
         scored_mb = sum(s.bytes for s in result.shards) / 1e6
@@ -143,13 +124,11 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _select(args: argparse.Namespace) -> int:
+    from dclm.classifier.config import SelectConfig
     from dclm.classifier.select import select_pages
+    from dclm.runtime.config import config_from_args
 
-    report = select_pages(
-        args.attributes, threshold=args.threshold, keep_top_fraction=args.keep_top_fraction, inputs=args.input,
-        output=args.output, key=args.key, report=args.report, add_score=not args.no_add_score, bins=args.bins,
-        workers=args.workers, ray=args.ray, ray_address=args.ray_address, progress=not args.no_progress,
-    )
+    report = select_pages(config_from_args(SelectConfig, args, progress=args.progress and not args.quiet))
     if not args.output and not args.report:
         print(json.dumps(report, indent=2))
     elif not args.quiet:

@@ -25,7 +25,7 @@ from dclm.errors import DclmError
 from dclm.io import Shard, encode_pages, iter_pages, list_shards, write_bytes
 from dclm.io.pages import url_to_fs
 from dclm.classifier.model import DEFAULT_KEY, file_sha256, hq_probs, load_model
-from dclm.runtime.jobs import run_jobs
+from dclm.classifier.config import ScoreConfig
 from dclm.runtime.progress import progress_write
 from dclm.runtime.rejects import RejectLog, rejects_path
 
@@ -214,29 +214,16 @@ def _read_manifest(output: str) -> dict | None:
             raise DclmError(f"{url}: unreadable manifest ({e})") from None
 
 
-def score_shards(
-    model: str,
-    inputs: list[str],
-    output: str,
-    *,
-    key: str = DEFAULT_KEY,
-    text_key: str = "text",
-    workers: int = 0,
-    ray: bool = False,
-    ray_address: str | None = None,
-    batch_size: int = 1024,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> ScoreResult:
-    """Score every page shard under `inputs` into sidecars under `output`; resumes unless `overwrite`."""
+def score_shards(config: ScoreConfig) -> ScoreResult:
+    """Score every page shard under `config.inputs` into sidecars under `config.output`; resumes unless
+    `config.overwrite`."""
     from dclm.classifier.model import resolve_model
 
-    if batch_size < 1:
-        raise DclmError(f"--batch-size must be at least 1, got {batch_size}")
-    model_path = resolve_model(model)
+    key, text_key, overwrite, inputs = config.key, config.text_key, config.overwrite, list(config.inputs)
+    model_path = resolve_model(config.model)
     load_model(model_path)  # fail fast on a bad model, before any worker starts
     sha = file_sha256(model_path)
-    output = output.rstrip("/")
+    output = config.output.rstrip("/")
     shards = list_inputs(inputs)
     if not shards:
         raise DclmError(f"no page shards under {', '.join(inputs)}")
@@ -249,7 +236,7 @@ def score_shards(
     manifest = {"model": result.model, "model_sha256": sha, "key": key, "text_key": text_key, "complete": False}
     write_bytes(f"{output}/{MANIFEST}", orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
 
-    jobs = [_Job(s, output, model_path, key, text_key, batch_size) for s in shards]
+    jobs = [_Job(s, output, model_path, key, text_key, config.batch_size) for s in shards]
     todo = []
     for job in jobs:
         if not overwrite and _exists(f"{output}/{sidecar_rel(job.shard.rel, job.shard.suffix)}"):
@@ -257,7 +244,7 @@ def score_shards(
         else:
             todo.append(job)
     t0 = time.perf_counter()
-    result.shards.extend(_run(todo, workers, ray, ray_address, progress))
+    result.shards.extend(_run(todo, config))
     result.secs = time.perf_counter() - t0
     result.shards.sort(key=lambda s: s.rel)
 
@@ -270,10 +257,9 @@ def score_shards(
     return result
 
 
-def _run(jobs: list[_Job], workers: int, ray: bool, ray_address: str | None, progress: bool) -> list[ShardScore]:
+def _run(jobs: list[_Job], config: ScoreConfig) -> list[ShardScore]:
     def report(job: _Job, r: ShardScore) -> None:
         if r.error:
             progress_write(f"dclm: shard {r.rel} failed: {r.error}")
 
-    return run_jobs(score_shard, jobs, workers=workers, ray=ray, ray_address=ray_address, desc="score",
-                    progress=progress, on_result=report)
+    return config.run(score_shard, jobs, desc="score", on_result=report)

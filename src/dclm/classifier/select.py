@@ -21,9 +21,8 @@ from dclm.io import Shard, iter_pages, write_bytes, write_pages
 from dclm.io.pages import url_to_fs
 from dclm.classifier.model import DEFAULT_KEY
 from dclm.classifier.score import MANIFEST, list_inputs, sidecar_rel
-from dclm.runtime.jobs import run_jobs
+from dclm.classifier.config import REPORT, SelectConfig
 
-REPORT = "_select_report.json"
 
 
 @dataclass(frozen=True)
@@ -116,32 +115,15 @@ def _write_kept(job: tuple) -> tuple[str, int]:
     return item.rel, len(kept)
 
 
-def select_pages(
-    attributes: str,
-    *,
-    threshold: float | None = None,
-    keep_top_fraction: float | None = None,
-    inputs: list[str] | None = None,
-    output: str | None = None,
-    key: str | None = None,
-    report: str | None = None,
-    add_score: bool = True,
-    bins: int = 20,
-    workers: int = 0,
-    ray: bool = False,
-    ray_address: str | None = None,
-    progress: bool = True,
-) -> dict:
-    """Decide from the sidecars which pages to keep, write them under `output` (if given), return the report."""
-    if (threshold is None) == (keep_top_fraction is None):
-        raise DclmError("give exactly one of --threshold and --keep-top-fraction")
-    if keep_top_fraction is not None and not 0.0 <= keep_top_fraction <= 1.0:
-        raise DclmError(f"--keep-top-fraction must be in [0, 1], got {keep_top_fraction}")
-    if output and not inputs:
-        raise DclmError("--output needs --input (the page shards that were scored)")
+def select_pages(config: SelectConfig) -> dict:
+    """Decide from the sidecars which pages to keep, write them under `config.output` (if given), return the
+    report (also written as JSON)."""
+    threshold, keep_top_fraction, output, bins = config.threshold, config.keep_top_fraction, config.output, config.bins
+    inputs = list(config.inputs) or None
+    attributes = config.attributes
     attributes = attributes.rstrip("/")
     manifest = _manifest(attributes)
-    key = key or (manifest or {}).get("key") or DEFAULT_KEY
+    key = config.key or (manifest or {}).get("key") or DEFAULT_KEY
     items = _items(attributes, inputs, manifest)
     if not items:
         raise DclmError(f"no sidecars found under {attributes}")
@@ -191,14 +173,10 @@ def select_pages(
 
     if output:
         output = output.rstrip("/")
-        jobs = [(it, np.flatnonzero(keep[bounds[j]:bounds[j + 1]]).tolist(), f"{output}/{it.shard.rel}", key, add_score)
-                for j, it in enumerate(items)]
-        _run_writes(jobs, workers, ray, ray_address, progress)
-    report = report or (f"{output}/{REPORT}" if output else None)
+        jobs = [(it, np.flatnonzero(keep[bounds[j]:bounds[j + 1]]).tolist(), f"{output}/{it.shard.rel}", key,
+                 config.add_score) for j, it in enumerate(items)]
+        config.run(_write_kept, jobs, desc="select")
+    report = config.report or (f"{output}/{REPORT}" if output else None)
     if report:
         write_bytes(report, orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
     return result
-
-
-def _run_writes(jobs: list[tuple], workers: int, ray: bool, ray_address: str | None, progress: bool) -> None:
-    run_jobs(_write_kept, jobs, workers=workers, ray=ray, ray_address=ray_address, desc="select", progress=progress)

@@ -73,27 +73,16 @@ def _register_bff(verbs) -> None:
 
 
 def _register_exact(verbs) -> None:
+    from dclm.dedup.exact import ExactDedupConfig
+    from dclm.runtime.config import add_config_arguments
+
     e = verbs.add_parser(
         "exact", help="exact dedup of URLs or normalised text over a whole dataset",
         description="Exact dedup over every shard at once (DCLM's exact_dedup): each unit under --key (a string, "
         "or each line of a list) is hashed with MD5 after --normalize; among equal hashes the first (lowest "
         "shard, page, line) is kept, or the one whose page has the smallest (--selection-reverse: largest) "
         "normalised --selection-key. Pages with nothing left are dropped. Reads the inputs twice, keeps no pages in memory.")
-    e.add_argument("--inputs", nargs="+", required=True, metavar="PATH", help="input shard files or directories")
-    e.add_argument("--output-directory", required=True, metavar="DIR", help="where deduplicated shards go (input-relative paths)")
-    e.add_argument("--key", default="text", help="field to deduplicate: text (default), url, or a dotted path such as metadata.WARC-Target-URI")
-    e.add_argument("--normalize", default=None,
-                   choices=["normalize_url", "normalize_whitespace_and_lowercase", "hash_text", "normalize_timestamps", "ccnet_dedup_normalizer"],
-                   help="normaliser applied before hashing (default none; use normalize_url for URLs)")
-    e.add_argument("--selection-key", default=None, help="keep the copy whose page has the min of this field instead of the first")
-    e.add_argument("--selection-normalize", default=None,
-                   choices=["normalize_url", "normalize_whitespace_and_lowercase", "hash_text", "normalize_timestamps", "ccnet_dedup_normalizer"],
-                   help="normaliser for --selection-key values (e.g. normalize_timestamps)")
-    e.add_argument("--selection-reverse", action="store_true", help="keep the max of --selection-key instead of the min")
-    e.add_argument("--workers", type=int, default=0, help="processes for both passes, one shard each (default 0 = all cores)")
-    e.add_argument("--ray", action="store_true", help="run each shard as a Ray task (local Ray unless --ray-address)")
-    e.add_argument("--ray-address", help="address of an existing Ray cluster, e.g. auto or ray://host:10001")
-    e.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_config_arguments(e, ExactDedupConfig)
     e.set_defaults(func=_run_exact)
 
 
@@ -147,11 +136,9 @@ def _run_sysreq(args: argparse.Namespace) -> int:
 
 
 def _run_exact(args: argparse.Namespace) -> int:
-    from dclm.dedup.exact import ExactDedupSettings, run_exact_dedup
+    from dclm.dedup.exact import ExactDedupConfig, run_exact_dedup
+    from dclm.runtime.config import config_from_args
 
-    settings = ExactDedupSettings(args.key, args.normalize, args.selection_key, args.selection_normalize,
-                                  args.selection_reverse)
-    stats = run_exact_dedup(args.inputs, args.output_directory, settings, workers=args.workers, ray=args.ray,
-                            ray_address=args.ray_address, progress=not args.no_progress and not args.quiet)
+    stats = run_exact_dedup(config_from_args(ExactDedupConfig, args, progress=args.progress and not args.quiet))
     print(json.dumps(stats))
     return 0

@@ -28,12 +28,15 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from dclm.errors import DclmError
-from dclm.io.pages import Shard
-from dclm.runtime.jobs import run_jobs
+from dclm.runtime.config import arg, as_tuples
+from dclm.runtime.jobs import Execution
 from dclm.runtime.rejects import RejectLog
+
+if TYPE_CHECKING:
+    from dclm.io.pages import Shard
 
 _URL_SCHEME = re.compile(r"https?://(www\.)?")
 _URL_TRACKING = re.compile(r"\?(utm_|ref|feed).*")
@@ -273,15 +276,25 @@ def _stats(dd: ExactDeduper, pages_out: int, modified: int) -> dict:
     }
 
 
-@dataclass(frozen=True)
-class ExactDedupSettings:
-    """What `dclm dedup exact` deduplicates and how it picks the kept copy (ExactDeduper's arguments)."""
+@dataclass(frozen=True, kw_only=True)
+class ExactDedupConfig(Execution):
+    """`dclm dedup exact`: what is deduplicated across every shard under `inputs`, and which copy is kept."""
 
-    content_key: str = "text"
-    normalize: str | None = None
-    selection_key: str | None = None
-    selection_normalize: str | None = None
-    selection_reverse: bool = False
+    inputs: tuple[str, ...] = arg(metavar="PATH", help="input shard files or directories")
+    output_directory: str = arg(metavar="DIR", help="where deduplicated shards go (input-relative paths)")
+    content_key: str = arg("text", flag="--key", help="field to deduplicate: text, url, or a dotted path such as "
+                           "metadata.WARC-Target-URI")
+    normalize: Literal[tuple(NORMALIZERS)] | None = arg(None, help="normaliser applied before hashing (none; use "
+                                                        "normalize_url for URLs)")
+    selection_key: str | None = arg(None, help="keep the copy whose page has the min of this field instead of the "
+                                    "first")
+    selection_normalize: Literal[tuple(NORMALIZERS)] | None = arg(None, help="normaliser for selection_key values "
+                                                                  "(e.g. normalize_timestamps)")
+    selection_reverse: bool = arg(False, help="keep the max of selection_key instead of the min")
+
+    def __post_init__(self):
+        as_tuples(self, "inputs")
+        self.deduper()  # an unknown normaliser fails here, before any job starts
 
     def deduper(self) -> ExactDeduper:
         return ExactDeduper(self.content_key, self.normalize, self.selection_key, self.selection_normalize,
@@ -293,7 +306,7 @@ STAGE = "dedup exact"
 
 @dataclass(frozen=True)
 class _HashJob:
-    settings: ExactDedupSettings
+    settings: ExactDedupConfig
     index: int
     shard: Shard
     out_root: str
@@ -301,7 +314,7 @@ class _HashJob:
 
 @dataclass(frozen=True)
 class _FilterJob:
-    settings: ExactDedupSettings
+    settings: ExactDedupConfig
     shard: Shard
     out_root: str
     winners: frozenset
@@ -333,38 +346,36 @@ def _filter_shard(job: _FilterJob) -> tuple[int, int]:
     return len(kept), modified
 
 
-def run_exact_dedup(inputs: list[str], output_directory: str, settings: ExactDedupSettings = ExactDedupSettings(),
-                    *, workers: int = 0, ray: bool = False, ray_address: str | None = None,
-                    progress: bool = True) -> dict:
+def run_exact_dedup(config: ExactDedupConfig) -> dict:
     """`dclm dedup exact`: read every shard twice (hash, then filter) and mirror it into `output_directory`.
 
     Both passes run one job per shard through the shared runner (process pool or Ray); the driver merges
     the digests in shard order, so the kept copy never depends on `workers` or the engine. Memory holds
     one digest and position per distinct unit plus one shard's digests in flight, never the pages.
     Unreadable lines go to `<output_directory>/_rejects/<shard>.jsonl` (src/dclm/runtime/rejects.py).
+    Returns the stats (counts of pages and units in, out and removed).
     """
     import time
 
     from dclm.io import list_shards
 
     t0 = time.perf_counter()
-    settings.deduper()  # an unknown normaliser fails here, before any job starts
-    shards = list_shards(inputs)
+    shards = list_shards(list(config.inputs))
     if not shards:
-        raise DclmError(f"no page shards found under {', '.join(inputs)}")
+        raise DclmError(f"no page shards found under {', '.join(config.inputs)}")
+    settings, output_directory = config, config.output_directory
     out_root = output_directory.rstrip("/")
     dd = settings.deduper()
-    run = dict(workers=workers, ray=ray, ray_address=ray_address, progress=progress)
-    hashed = run_jobs(_hash_shard, [_HashJob(settings, s, shard, out_root) for s, shard in enumerate(shards)],
-                      desc="exact dedup: hash", **run)
+    hashed = config.run(_hash_shard, [_HashJob(settings, s, shard, out_root) for s, shard in enumerate(shards)],
+                        desc="exact dedup: hash")
     for s, (pages, _) in enumerate(hashed):
         for i, (digests, sel) in enumerate(pages):
             dd.record(s, i, digests, sel)
     rejects = sum(n for _, n in hashed)
     del hashed
     winners = dd.winners()
-    filtered = run_jobs(_filter_shard, [_FilterJob(settings, shard, out_root, frozenset(winners.get(s, ())))
-                                        for s, shard in enumerate(shards)], desc="exact dedup: filter", **run)
+    filtered = config.run(_filter_shard, [_FilterJob(settings, shard, out_root, frozenset(winners.get(s, ())))
+                                          for s, shard in enumerate(shards)], desc="exact dedup: filter")
     stats = _stats(dd, sum(k for k, _ in filtered), sum(m for _, m in filtered))
     stats.update(files=len(shards), files_written=len(filtered), rejects=rejects,
                  secs=round(time.perf_counter() - t0, 3))

@@ -219,8 +219,8 @@ def run_demo(output: str = "dclm-demo", n_pages: int = 2000, seed: int = 0, work
         asset_paths, stand_ins = _recipe_assets(out)
         lid = str(lid_model_path(download=True))
         recipe = _demo_recipe(out, asset_paths, lid)
-        res = run_process(ProcessConfig(pipeline=str(recipe), inputs=(str(out / "pool"),), output=str(out / "heuristics"),
-                                        workers=workers, progress=progress))
+        res = run_process(ProcessConfig(pipeline=str(recipe), inputs=(str(out / "pool"),),
+                                        output=str(out / "heuristics"), workers=workers, progress=progress))
         if not res.ok:
             raise DclmError(f"heuristics failed on {len(res.failed)} shard(s): {res.failed[0][1]}")
         removed = {t["name"]: t["removed"] for t in res.step_totals if t["removed"]}
@@ -244,6 +244,7 @@ def run_demo(output: str = "dclm-demo", n_pages: int = 2000, seed: int = 0, work
     @stage("quality")
     def quality():
         from dclm.io import write_pages
+        from dclm.classifier.config import ScoreConfig, SelectConfig
         from dclm.classifier.score import score_shards
         from dclm.classifier.select import select_pages
         from dclm.classifier.train import FastTextParams, train_classifier
@@ -257,9 +258,10 @@ def run_demo(output: str = "dclm-demo", n_pages: int = 2000, seed: int = 0, work
             train_classifier([str(pos.parent)], [str(out / "pool")], str(model),
                              params=FastTextParams(bucket=100_000, seed=seed), negative_sample=400, valid_fraction=0.1)
         card = json.loads((d / "demo_quality.card.json").read_text()) if (d / "demo_quality.card.json").exists() else {}
-        score_shards(str(model), [str(dedup.output)], str(d / "attributes"), workers=workers, progress=progress)
-        report = select_pages(str(d / "attributes"), keep_top_fraction=0.3, inputs=[str(dedup.output)],
-                              output=str(d / "kept"), progress=progress)
+        score_shards(ScoreConfig(model=str(model), inputs=[str(dedup.output)], output=str(d / "attributes"),
+                                 workers=workers, progress=progress))
+        report = select_pages(SelectConfig(attributes=str(d / "attributes"), keep_top_fraction=0.3,
+                                           inputs=[str(dedup.output)], output=str(d / "kept"), progress=progress))
         return StageReport("quality", dedup.n_out, _count(d / "kept"), 0, str(d / "kept"),
                            {"threshold": report.get("threshold"), "valid_roc_auc": card.get("valid_metrics", {}).get("roc_auc")})
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dclm.extract.extractors import EXTRACTORS
-from dclm.runtime.config import ConfigError, arg
+from dclm.runtime.config import ConfigError, arg, as_tuples
 from dclm.runtime.jobs import Execution
 
 DEFAULT_MAX_RECORD_BYTES = 16 << 20
@@ -30,8 +30,7 @@ class ExtractConfig(Execution):
     overwrite: bool = arg(False, help="redo files whose output already exists")
 
     def __post_init__(self):
-        if isinstance(self.inputs, str):
-            object.__setattr__(self, "inputs", (self.inputs,))
+        as_tuples(self, "inputs")
         if self.compression not in COMPRESSIONS:
             raise ConfigError("compression", f"unknown {self.compression!r}; choose one of {', '.join(COMPRESSIONS)}")
         if self.max_record_bytes <= 0:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from dclm.runtime.config import arg
+from dclm.runtime.config import arg, as_tuples
 from dclm.runtime.jobs import Execution
 
 OUTPUT_FORMATS = ("same", "jsonl", "jsonl.gz", "jsonl.zst", "parquet")
@@ -31,5 +31,4 @@ class ProcessConfig(Execution):
                     "seeded per shard and step from it")
 
     def __post_init__(self):
-        if isinstance(self.inputs, str):
-            object.__setattr__(self, "inputs", (self.inputs,))
+        as_tuples(self, "inputs")

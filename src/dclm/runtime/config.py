@@ -169,6 +169,16 @@ def config_from_args(cls: type, ns: argparse.Namespace, **overrides: Any):
     return cls(**values)
 
 
+def as_tuples(config: Any, *names: str) -> None:
+    """In a frozen config's `__post_init__`: let callers pass one string or a list for tuple fields."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, str):
+            object.__setattr__(config, name, (value,))
+        elif isinstance(value, list):
+            object.__setattr__(config, name, tuple(value))
+
+
 def replace(config: Any, **changes: Any):
     """`dataclasses.replace` that reports an unknown field as a ConfigError with close matches."""
     import difflib
