@@ -76,11 +76,20 @@ def plan_memory(budget: int, workers: int, st: Settings, max_freq: float = 1.0) 
     return MemoryPlan(bucket, scatter)
 
 
-def bucket_count(expected: int, mem: MemoryPlan, shuffle: bool, forced: int | None) -> int:
+def bucket_count(expected: int, mem: MemoryPlan, shuffle: bool, forced: int | None, workers: int = 1) -> int:
+    """A power of two (the key's top bits pick the bucket), at least one per worker so that all of them
+    write shards even when the input fits one bucket."""
     if not shuffle:
         return 1
-    want = forced or max(1, math.ceil(expected / mem.bucket_contexts))
+    want = forced or max(1, math.ceil(expected / mem.bucket_contexts), min(workers, expected))
     return 1 << max(0, math.ceil(math.log2(want)))
+
+
+def positional_bucket_size(total: int, mem: MemoryPlan, chunk_size: int, workers: int) -> int:
+    """Contexts per bucket without shuffling: whole shards where the memory plan allows, and at least one
+    bucket per worker."""
+    per = min(mem.bucket_contexts, max(1, math.ceil(total / max(1, workers))))
+    return max(chunk_size, per // chunk_size * chunk_size) if mem.bucket_contexts >= chunk_size else per
 
 
 # ------------------------------------------------------------------ scatter

@@ -9,6 +9,7 @@ so a rerun resumes where it stopped; the scratch folder is removed once the data
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -17,11 +18,12 @@ import time
 
 from dclm.errors import DclmError
 from dclm.runtime.config import ConfigError, replace
-from dclm.runtime.jobs import resolve_workers
+from dclm.runtime.jobs import resolve_workers, shared_pool
 from dclm.runtime.resume import digest, is_done
 from dclm.tokenize import shards as S
 from dclm.tokenize.buckets import (BucketJob, EdgeJob, ScatterJob, bucket_count, join_pieces, plan_memory,
-                                   positional_spans, scatter_file, scatter_stem, shuffle_bucket, sorted_spans)
+                                   positional_bucket_size, positional_spans, scatter_file, scatter_stem,
+                                   shuffle_bucket, sorted_spans)
 from dclm.tokenize.config import WORK, TokenizeConfig, TokenizeResult
 from dclm.tokenize.encode import TokenizeJob, contexts_path, marker_rel, tokenize_file
 from dclm.tokenize.mix import UNKNOWN
@@ -61,6 +63,13 @@ def run_tokenize_shuffle(config: TokenizeConfig, encoder: Encoder | None = None)
     st = plan.settings
     plan_memory(config.memory_budget, workers, st)  # fail on a budget that cannot work before tokenizing
 
+    with shared_pool(workers) if not config.ray else contextlib.nullcontext():
+        return _run(config, plan, encoder, work, existing, first_shard, workers, t0)
+
+
+def _run(config: TokenizeConfig, plan: Plan, encoder: Encoder, work: str, existing: dict | None, first_shard: int,
+         workers: int, t0: float) -> TokenizeResult:
+    st, out = plan.settings, config.output
     stage_s = {}
     t1 = time.time()
     metas = _tokenize(config, plan, encoder, work)
@@ -74,7 +83,7 @@ def run_tokenize_shuffle(config: TokenizeConfig, encoder: Encoder | None = None)
     freq_of = [freqs[plan.sources_of[sh.url]] for sh in plan.files]
     mem = plan_memory(config.memory_budget, workers, st, max(freqs.values()))
     expected = sum(math.ceil(m["contexts"] * f) for m, f in zip(metas, freq_of))
-    n_buckets = bucket_count(expected, mem, st.shuffle, config.buckets)
+    n_buckets = bucket_count(expected, mem, st.shuffle, config.buckets, workers)
 
     t1 = time.time()
     sources = [m.get("src") or contexts_path(work, m["i"]) for m in metas]
@@ -88,8 +97,8 @@ def run_tokenize_shuffle(config: TokenizeConfig, encoder: Encoder | None = None)
     t1 = time.time()
     if st.shuffle:
         spans = sorted_spans([sm for sm in scattered if sm["contexts"]], work, n_buckets)
-    else:  # consecutive ranges, whole shards where the memory plan allows it
-        per = mem.bucket_contexts // st.chunk_size * st.chunk_size or mem.bucket_contexts
+    else:
+        per = positional_bucket_size(sum(counts), mem, st.chunk_size, workers)
         spans = positional_spans(list(zip(sources, counts)), per)
     rows = _write_buckets(config, plan, spans, work, first_shard)
     stage_s["write"] = time.time() - t1
