@@ -303,6 +303,11 @@ def test_memory_budget_sizes_buckets_and_rejects_too_small(corpus, tmp_path, sma
     assert idx["runs"][0]["buckets"] >= 16 and r.num_sequences > 0
     run(root, tmp_path / "o3", small_encoder, seed=7)
     assert file_hashes(tmp_path / "o2") == file_hashes(tmp_path / "o3")
+    # without shuffling the buckets are position ranges, smaller than a shard here: pieces joined
+    run(root, tmp_path / "p2", small_encoder, memory_budget=budget, shuffle=False)
+    assert json.loads((tmp_path / "p2" / "index.json").read_text())["runs"][0]["buckets"] >= 16
+    run(root, tmp_path / "p3", small_encoder, shuffle=False)
+    assert file_hashes(tmp_path / "p2") == file_hashes(tmp_path / "p3")
 
 
 def test_memory_plan_is_capped_so_peak_does_not_grow_with_input():

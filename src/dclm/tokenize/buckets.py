@@ -40,6 +40,7 @@ WORKER_BYTES = 192 * 1024**2
 # Buckets and scatter runs are never larger than this, so the peak does not grow with the input once it
 # exceeds one bucket; larger buckets would only make the per-file reads of a bucket longer.
 BUCKET_CAP_BYTES = 64 * 1024**2
+MIN_JOB_BYTES = 64 * 1024**2  # what `workers=0` leaves each worker at least, besides its shard
 SPREAD = 1.25  # headroom for the random spread of bucket sizes around their mean
 
 
@@ -74,6 +75,14 @@ def plan_memory(budget: int, workers: int, st: Settings, max_freq: float = 1.0) 
     bucket = max(1, min(cap, int(room / (2 * row * SPREAD))))
     scatter = max(1, min(cap, int(per_job / ((2 + math.ceil(max(max_freq, 1.0))) * row))))
     return MemoryPlan(bucket, scatter)
+
+
+def fit_workers(budget: int, cores: int, st: Settings) -> int:
+    """The most worker processes (at most `cores`) that leave each one room for a useful bucket
+    (`MIN_JOB_BYTES` besides its shard) under `budget`: what `workers=0` means for this stage."""
+    shard = st.chunk_size * st.seqlen * np.dtype(st.dtype).itemsize
+    fit = int((budget - BASELINE_BYTES) // (WORKER_BYTES + 2 * shard + MIN_JOB_BYTES))
+    return max(1, min(cores, fit))
 
 
 def bucket_count(expected: int, mem: MemoryPlan, shuffle: bool, forced: int | None, workers: int = 1) -> int:

@@ -65,6 +65,8 @@ class TokenizeConfig(Execution):
     append: bool = arg(False, help="add shards to an existing dataset made with the same tokenizer and seqlen")
     overwrite: bool = arg(False, help="delete OUTPUT first instead of resuming")
 
+    workers: int = arg(0, help="processes (0 = all cores that --memory-budget leaves room for)")
+
     def __post_init__(self):
         if isinstance(self.input, str):
             object.__setattr__(self, "input", (self.input,))

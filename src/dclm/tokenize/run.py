@@ -21,9 +21,9 @@ from dclm.runtime.config import ConfigError, replace
 from dclm.runtime.jobs import resolve_workers, shared_pool
 from dclm.runtime.resume import digest, is_done
 from dclm.tokenize import shards as S
-from dclm.tokenize.buckets import (BucketJob, EdgeJob, ScatterJob, bucket_count, join_pieces, plan_memory,
-                                   positional_bucket_size, positional_spans, scatter_file, scatter_stem,
-                                   shuffle_bucket, sorted_spans)
+from dclm.tokenize.buckets import (BucketJob, EdgeJob, ScatterJob, bucket_count, fit_workers, join_pieces,
+                                   plan_memory, positional_bucket_size, positional_spans, scatter_file,
+                                   scatter_stem, shuffle_bucket, sorted_spans)
 from dclm.tokenize.config import WORK, TokenizeConfig, TokenizeResult
 from dclm.tokenize.encode import TokenizeJob, contexts_path, marker_rel, tokenize_file
 from dclm.tokenize.mix import UNKNOWN
@@ -59,8 +59,10 @@ def run_tokenize_shuffle(config: TokenizeConfig, encoder: Encoder | None = None)
         return _result(existing, r, out, time.time() - t0, skipped=True)
     work = os.path.join(out, WORK)
     _prepare_work(work, plan)
-    workers = resolve_workers(config.workers)
     st = plan.settings
+    workers = resolve_workers(config.workers)
+    if config.workers == 0:  # all cores the memory budget allows
+        workers = fit_workers(config.memory_budget, workers, st)
     plan_memory(config.memory_budget, workers, st)  # fail on a budget that cannot work before tokenizing
 
     with shared_pool(workers) if not config.ray else contextlib.nullcontext():
@@ -103,25 +105,39 @@ def _run(config: TokenizeConfig, plan: Plan, encoder: Encoder, work: str, existi
     rows = _write_buckets(config, plan, spans, work, first_shard)
     stage_s["write"] = time.time() - t1
 
-    source_report = {}
+    run = _run_record(plan, metas, totals, freqs, counts, rows, len(spans), first_shard, workers, config.ray)
+    run["stage_seconds"] = {k: round(v, 3) for k, v in stage_s.items()}
+    run["seconds"] = round(time.time() - t0, 3)
+    index = _write_dataset(config, plan, existing, rows, run)
+    shutil.rmtree(work, ignore_errors=True)
+    return _result(index, run, out, time.time() - t0, skipped=False)
+
+
+def _run_record(plan: Plan, metas, totals, freqs, counts, rows, n_buckets, first_shard, workers, ray) -> dict:
+    """This run's entry in index.json's `runs`: what went in, what came out, per source."""
+    st = plan.settings
+    sources = {}
     for s, t in totals.items():
         realised = sum(n for n, sh in zip(counts, plan.files) if plan.sources_of[sh.url] == s)
-        source_report[s] = {**t, "frequency": freqs.get(s, 1.0), "sequences": realised,
-                            "tokens_out": realised * st.seqlen}
-    run = {"plan": plan.hash, "first_shard": first_shard, "num_shards": len(rows),
-           "num_sequences": sum(r["num_sequences"] for r in rows), "documents": documents,
-           "rejected": sum(m["rejected"] for m in metas),
-           "fallback_documents": sum(m["fallback_documents"] for m in metas),
-           "pad_tokens": sum(m["pad_tokens"] for m in metas), "dropped_tokens": sum(m["dropped_tokens"] for m in metas),
-           "doc_tokens": sum(m["tokens"] for m in metas), "inputs": plan.inputs, "files": len(plan.files),
-           "sources": source_report, "seed": st.seed, "shuffle": st.shuffle, "tail": st.tail,
-           "sampling_yaml": plan.mix.raw if plan.mix else None, "buckets": len(spans), "workers": workers,
-           "engine": "ray" if config.ray else "pool",
-           "stage_seconds": {k: round(v, 3) for k, v in stage_s.items()}, "seconds": round(time.time() - t0, 3)}
+        sources[s] = {**t, "frequency": freqs.get(s, 1.0), "sequences": realised, "tokens_out": realised * st.seqlen}
+    total = {k: sum(m[k] for m in metas) for k in ("documents", "rejected", "fallback_documents", "pad_tokens",
+                                                    "dropped_tokens", "tokens")}
+    return {"plan": plan.hash, "first_shard": first_shard, "num_shards": len(rows),
+            "num_sequences": sum(r["num_sequences"] for r in rows), "documents": total["documents"],
+            "rejected": total["rejected"], "fallback_documents": total["fallback_documents"],
+            "pad_tokens": total["pad_tokens"], "dropped_tokens": total["dropped_tokens"],
+            "doc_tokens": total["tokens"], "inputs": plan.inputs, "files": len(plan.files), "sources": sources,
+            "seed": st.seed, "shuffle": st.shuffle, "tail": st.tail,
+            "sampling_yaml": plan.mix.raw if plan.mix else None, "buckets": n_buckets, "workers": workers,
+            "engine": "ray" if ray else "pool"}
+
+
+def _write_dataset(config: TokenizeConfig, plan: Plan, existing: dict | None, rows: list[dict], run: dict) -> dict:
+    """manifest.jsonl, index.json and the reference JSON for every shard so far; stale shard files removed."""
+    out, st, info = config.output, plan.settings, plan.info
     all_rows = (existing["shards"] if existing else []) + rows
     S.write_manifest(out, all_rows)
     _remove_stale(out, {r["shard"] for r in all_rows})
-    info = plan.info
     index = {"format": S.FORMAT, "dtype": st.dtype, "seqlen": st.seqlen, "eot_id": info.eot_id, "pad_id": info.pad_id,
              "vocab_size": info.vocab_size, "tokenizer": info.to_dict(), "shards": all_rows,
              "num_sequences": sum(r["num_sequences"] for r in all_rows),
@@ -130,8 +146,7 @@ def _run(config: TokenizeConfig, plan: Plan, encoder: Encoder, work: str, existi
     index["name"] = name
     index["reference"] = os.path.basename(write_reference(out, index, name, config.dataset_url))
     write_index(out, index)
-    shutil.rmtree(work, ignore_errors=True)
-    return _result(index, run, out, time.time() - t0, skipped=False)
+    return index
 
 
 def _prepare_output(config: TokenizeConfig, plan: Plan) -> tuple[dict | None, int]:
