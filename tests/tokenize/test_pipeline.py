@@ -360,3 +360,28 @@ def test_untokenizable_document_is_rejected_with_reason(tmp_path, small_encoder,
     reasons = sorted(x["reason"] for x in rej)
     assert reasons[0].startswith("malformed JSON") and reasons[1] == "tokenizer error: cannot encode"
     assert [x["record"] for x in rej if x["reason"].startswith("tokenizer")] == [{"text": "BOOM"}]
+
+
+def test_resume_redoes_work_of_an_input_edited_in_place(tmp_path, small_encoder, monkeypatch):
+    """Done markers are digest-checked (input size + mtime): an input rewritten with the same size after a
+    crash is tokenized again, and every bucket after it, so the output is that of the new input."""
+    import os
+
+    src = tmp_path / "in" / "a.jsonl"
+    write_pages(str(src), [{"text": d} for d in make_docs(300, seed=5)])
+    real = B.load_bucket
+
+    def crash(spans, st):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(B, "load_bucket", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "in", tmp_path / "o", small_encoder, buckets=4)
+    monkeypatch.setattr(B, "load_bucket", real)
+    data = src.read_bytes()
+    src.write_bytes(data.replace(b"the", b"eht"))
+    os.utime(src, ns=(1, 1))  # a different mtime even on coarse clocks
+    assert len(src.read_bytes()) == len(data)
+    run(tmp_path / "in", tmp_path / "o", small_encoder, buckets=4)
+    run(tmp_path / "in", tmp_path / "fresh", small_encoder, buckets=4)
+    assert file_hashes(tmp_path / "o") == file_hashes(tmp_path / "fresh")

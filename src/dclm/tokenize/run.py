@@ -19,7 +19,7 @@ import time
 from dclm.errors import DclmError
 from dclm.runtime.config import ConfigError, replace
 from dclm.runtime.jobs import resolve_workers, shared_pool
-from dclm.runtime.resume import digest, is_done
+from dclm.runtime.resume import digest, input_fingerprint, is_done
 from dclm.tokenize import shards as S
 from dclm.tokenize.buckets import (BucketJob, EdgeJob, ScatterJob, bucket_count, fit_workers, join_pieces,
                                    plan_memory, positional_bucket_size, positional_spans, scatter_file,
@@ -102,7 +102,9 @@ def _run(config: TokenizeConfig, plan: Plan, encoder: Encoder, work: str, existi
     else:
         per = positional_bucket_size(sum(counts), mem, st.chunk_size, workers)
         spans = positional_spans(list(zip(sources, counts)), per)
-    rows = _write_buckets(config, plan, spans, work, first_shard)
+    # every bucket holds contexts of every file: one changed file (e.g. re-tokenized) redoes them all
+    sources_digest = digest([input_fingerprint(p) for p, n in zip(sources, counts) if n])
+    rows = _write_buckets(config, plan, spans, work, first_shard, sources_digest)
     stage_s["write"] = time.time() - t1
 
     run = _run_record(plan, metas, totals, freqs, counts, rows, len(spans), first_shard, workers, config.ray)
@@ -198,7 +200,7 @@ def _tokenize(config: TokenizeConfig, plan: Plan, encoder: Encoder, work: str) -
     metas: dict[int, dict] = {}
     todo = []
     for i, sh in enumerate(plan.files):
-        d = digest(plan.hash, "tokenize", i)
+        d = digest(plan.hash, "tokenize", i, input_fingerprint(sh.url))  # size + mtime: an edited input reruns
         if sh.url in plan.presized:
             metas[i] = {"i": i, "rel": sh.rel, "documents": 0, "rejected": 0, "tokens": 0,
                         "contexts": plan.presized[sh.url], "pad_tokens": 0, "dropped_tokens": 0,
@@ -217,7 +219,7 @@ def _scatter(config, plan: Plan, metas, sources, freq_of, work, n_buckets, run_c
     todo = []
     for m, src, f in zip(metas, sources, freq_of):
         i = m["i"]
-        d = digest(plan.hash, "scatter", i, n_buckets)
+        d = digest(plan.hash, "scatter", i, n_buckets, input_fingerprint(src))
         if m["contexts"] == 0:
             done[i] = {"i": i, "contexts": 0, "runs": []}
         elif (stats := is_done(work, f"scatter/{i:06d}", d)) is not None:
@@ -229,7 +231,7 @@ def _scatter(config, plan: Plan, metas, sources, freq_of, work, n_buckets, run_c
     return [done[m["i"]] for m in metas]
 
 
-def _write_buckets(config, plan: Plan, spans, work: str, first_shard: int) -> list[dict]:
+def _write_buckets(config, plan: Plan, spans, work: str, first_shard: int, sources_digest: str) -> list[dict]:
     """Shuffle + write every bucket, then join the shards that straddle buckets; the shard rows in order."""
     st = plan.settings
     sizes = [sum(s.hi - s.lo for s in sp) for sp in spans]
@@ -238,7 +240,7 @@ def _write_buckets(config, plan: Plan, spans, work: str, first_shard: int) -> li
     jobs, results, holders = [], {}, {}
     start = 0
     for b, (sp, n) in enumerate(zip(spans, sizes)):
-        d = digest(plan.hash, "bucket", b, start, start + n, first_shard)
+        d = digest(plan.hash, "bucket", b, start, start + n, first_shard, sources_digest)
         for k in range(start // C, (start + n - 1) // C + 1) if n else ():
             holders.setdefault(k, []).append(b)
         if (stats := is_done(work, f"bucket/{b:06d}", d)) is not None:
@@ -251,7 +253,7 @@ def _write_buckets(config, plan: Plan, spans, work: str, first_shard: int) -> li
     rows = {int(r["shard"].split("_")[1]) - first_shard: r for stats in results.values() for r in stats["shards"]}
     edges = []
     for k in sorted({k for stats in results.values() for k in stats["pieces"]}):
-        d = digest(plan.hash, "edge", k, holders[k], first_shard)
+        d = digest(plan.hash, "edge", k, holders[k], first_shard, sources_digest)
         if (row := is_done(work, f"edge/{k:08d}", d)) is not None:
             rows[k] = row
         else:
