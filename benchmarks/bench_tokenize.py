@@ -1,11 +1,14 @@
-"""Benchmark `dclm tokenize-shuffle` end to end: tokens/s from process start to manifest, and peak RSS.
+"""Benchmark `dclm tokenize-shuffle` end to end: tokens/s from process start to manifest, and peak RSS of
+its whole process tree over growing inputs (the curve must stay flat: the two phases on local disk bound
+memory by bucket size, not by input size).
 
 Builds an English-prose corpus (long string fields of ../shared/eval_data plus the Vim help files when
-present), writes it as several .jsonl.zst shards, runs the CLI as a subprocess and samples the RSS of its
-whole process tree. Prints one JSON object with the figures and the load average.
+present) as several .jsonl.zst shards, and optionally synthetic token datasets to re-shuffle (large inputs
+without minutes of tokenizing); runs the CLI as a subprocess per size, interleaved with another dclm
+version when `--baseline-src` names one. Prints one JSON object with every run and the curves.
 
-    .venv/bin/python benchmarks/bench_tokenize.py --tokens 10_000_000 --workers 2 --tokenizer PATH
-    .venv/bin/python benchmarks/bench_tokenize.py --shuffle-only-gb 2 --memory-budget 512M   # RSS vs budget
+    python benchmarks/bench_tokenize.py --tokens 10e6 --workers 2
+    python benchmarks/bench_tokenize.py --tokens 4e6 16e6 48e6 --synthetic-gb 0.5 1 --baseline-src OLD/src
 """
 
 from __future__ import annotations
@@ -104,9 +107,9 @@ def _tree_rss(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
-def run_measured(cmd: list[str]) -> tuple[float, tuple[int, int], str]:
+def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, tuple[int, int], str]:
     t0 = time.time()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     peak = [0, 0]
     stop = threading.Event()
 
@@ -157,42 +160,30 @@ def write_synthetic_dataset(directory: str, gigabytes: float, tokenizer: str, se
     return n
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tokens", type=int, default=10_000_000, help="approximate tokens of prose to build (default 10M)")
-    ap.add_argument("--files", type=int, default=8, help="input shards (default 8)")
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--tokenizer", default="EleutherAI/gpt-neox-20b")
-    ap.add_argument("--memory-budget", default="4G")
-    ap.add_argument("--no-shuffle", action="store_true")
-    ap.add_argument("--chunk-size", type=int, default=8192)
-    ap.add_argument("--synthetic-gb", type=float,
-                    help="instead of prose, re-shuffle a synthetic token dataset of this many GiB (memory test)")
-    ap.add_argument("--keep", help="keep the corpus and output under this folder")
-    args = ap.parse_args()
-
-    root = args.keep or tempfile.mkdtemp(prefix="bench_tok_")
+def measure(root: str, label: str, n_tokens: int | None, synthetic_gb: float | None, args, src: str | None) -> dict:
+    """One CLI run over a corpus of `n_tokens` prose tokens or a synthetic dataset of `synthetic_gb` GiB."""
     inp, outp = os.path.join(root, "input"), os.path.join(root, "output")
     shutil.rmtree(outp, ignore_errors=True)
-    if args.synthetic_gb:
-        shutil.rmtree(inp, ignore_errors=True)
-        n_docs, n_chars = write_synthetic_dataset(inp, args.synthetic_gb, args.tokenizer), 0
+    shutil.rmtree(inp, ignore_errors=True)
+    if synthetic_gb:
+        n_docs, n_chars = write_synthetic_dataset(inp, synthetic_gb, args.tokenizer), 0
     else:
         os.makedirs(inp, exist_ok=True)
-        n_docs, n_chars = write_corpus(inp, int(args.tokens * 3.55), args.files)
+        n_docs, n_chars = write_corpus(inp, int(n_tokens * 3.55), args.files)
     cmd = [sys.executable, "-m", "dclm", "-q", "tokenize-shuffle", "--input", inp, "--output", outp, "--overwrite",
-           "--tokenizer", args.tokenizer, "--workers", str(args.workers), "--memory-budget", args.memory_budget,
-           "--chunk-size", str(args.chunk_size), "--no-progress"] + (["--no-shuffle"] if args.no_shuffle else [])
+           "--tokenizer", args.tokenizer, "--workers", str(args.workers), "--chunk-size", str(args.chunk_size),
+           "--no-progress"] + (["--memory-budget", args.memory_budget] if args.memory_budget else []) \
+        + (["--no-shuffle"] if args.no_shuffle else [])
+    env = dict(os.environ, PYTHONPATH=src) if src else None
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    wall, peak, _ = run_measured(cmd)
+    wall, peak, _ = run_measured(cmd, env)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     index = json.loads(Path(outp, "index.json").read_text())
     run = index["runs"][-1]
     doc_tokens = run["doc_tokens"] or index["num_sequences"] * index["seqlen"]
-    print(json.dumps({
-        "benchmark": "tokenize-shuffle end to end (process start to manifest)",
-        ("input_contexts" if args.synthetic_gb else "documents"): n_docs, "chars": n_chars, "files": args.files, "workers": args.workers,
+    out = {
+        "code": label, ("input_contexts" if synthetic_gb else "documents"): n_docs, "chars": n_chars,
         "doc_tokens": doc_tokens, "output_tokens": index["num_sequences"] * index["seqlen"],
         "fallback_documents": run["fallback_documents"], "wall_s": round(wall, 3),
         "tokens_per_s": round(doc_tokens / wall), "internal_s": run["seconds"],
@@ -200,8 +191,51 @@ def main() -> None:
         "input_bytes": sum(f.stat().st_size for f in Path(inp).iterdir()),
         "stage_seconds": run["stage_seconds"], "buckets": run["buckets"],
         "peak_rss_mb": round(peak[0] / 2**20, 1), "peak_pss_mb": round(peak[1] / 2**20, 1),
-        "memory_budget": args.memory_budget,
-        "shuffle": not args.no_shuffle, "load_avg": os.getloadavg(), "cpus": os.cpu_count(),
+        "memory_budget": args.memory_budget or "default", "load_avg": os.getloadavg(),
+    }
+    shutil.rmtree(inp, ignore_errors=True)
+    shutil.rmtree(outp, ignore_errors=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tokens", type=float, nargs="+", default=[10e6],
+                    help="approximate tokens of prose per run; several values give the RSS-vs-input curve (default 10M)")
+    ap.add_argument("--synthetic-gb", type=float, nargs="+", default=[],
+                    help="also re-shuffle synthetic token datasets of these many GiB (no tokenizing: large inputs fast)")
+    ap.add_argument("--files", type=int, default=8, help="input shards (default 8)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--tokenizer", default="EleutherAI/gpt-neox-20b")
+    ap.add_argument("--memory-budget", help="passed to the CLI (default: the CLI's own default)")
+    ap.add_argument("--no-shuffle", action="store_true")
+    ap.add_argument("--chunk-size", type=int, default=8192)
+    ap.add_argument("--baseline-src", help="a src/ folder of another dclm version, run interleaved with this one")
+    ap.add_argument("--workdir", help="folder for the corpora and outputs (default: a temporary folder)")
+    args = ap.parse_args()
+
+    root = args.workdir or tempfile.mkdtemp(prefix="bench_tok_")
+    codes = [("this", None)] + ([("baseline", args.baseline_src)] if args.baseline_src else [])
+    runs = []
+    for n in args.tokens:
+        for label, src in codes:
+            runs.append(measure(root, label, int(n), None, args, src))
+    for gb in args.synthetic_gb:
+        for label, src in codes:
+            runs.append(measure(root, label, None, gb, args, src))
+    curves = {}
+    for label, _ in codes:
+        mine = [r for r in runs if r["code"] == label]
+        lo, hi = min(mine, key=lambda r: r["output_tokens"]), max(mine, key=lambda r: r["output_tokens"])
+        span = (hi["output_tokens"] - lo["output_tokens"]) / 1e6
+        curves[label] = {"peak_rss_mb": [r["peak_rss_mb"] for r in mine], "output_mtokens": [round(r["output_tokens"] / 1e6, 2) for r in mine],
+                         "rss_growth_bytes_per_token": round((hi["peak_rss_mb"] - lo["peak_rss_mb"]) * 2**20 / (span * 1e6), 3) if span else None}
+    if not args.workdir:
+        shutil.rmtree(root, ignore_errors=True)
+    print(json.dumps({
+        "benchmark": "tokenize-shuffle end to end (process start to manifest), peak RSS of the process tree vs input size",
+        "files": args.files, "workers": args.workers, "shuffle": not args.no_shuffle, "chunk_size": args.chunk_size,
+        "cpus": os.cpu_count(), "curves": curves, "runs": runs,
     }, indent=1))
 
 

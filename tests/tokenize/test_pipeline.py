@@ -11,7 +11,9 @@ from dclm.cli import main as cli_main
 from dclm.errors import DclmError
 from dclm.io import write_pages
 from dclm.tokenize import TokenShards, tokenize_pages, tokenize_shuffle
-from dclm.tokenize import pipeline as P
+from dclm.tokenize import buckets as B
+from dclm.tokenize import shards as S
+from dclm.tokenize.config import WORK
 from dclm.tokenize.shards import iter_tar_contexts, read_manifest
 
 from .conftest import make_docs
@@ -128,7 +130,7 @@ def test_open_lm_layout_manifest_and_reference(corpus, tmp_path, small_encoder):
     assert ref["tokenized"] is True and ref["num_tokens"] == r.num_sequences * SEQLEN
     assert ref["manifest_url"].endswith("manifest.jsonl") and ref["data_key"] == "json.gz"
     assert ref["size"] == sum(p.stat().st_size for p in out.glob("shard_*.tar"))
-    assert not (out / P.WORK).exists()
+    assert not (out / WORK).exists()
 
 
 def test_mixing_repeat_factors_and_weights(tmp_path, small_encoder):
@@ -160,21 +162,25 @@ def test_mixing_repeat_factors_and_weights(tmp_path, small_encoder):
 def test_resume_after_crash_gives_identical_bytes(corpus, tmp_path, small_encoder, monkeypatch):
     root, _ = corpus
     run(root, tmp_path / "ref", small_encoder, seed=5, buckets=8)
-    calls = {"n": 0}
-    real = P._write_shard_task
+    real = B.load_bucket
+    calls, crash = [], [True]
 
-    def flaky(task):
-        calls["n"] += 1
-        if calls["n"] == 4:
+    def flaky(spans, st):
+        calls.append(1)
+        if crash[0] and len(calls) == 4:
             raise KeyboardInterrupt
-        return real(task)
+        return real(spans, st)
 
-    monkeypatch.setattr(P, "_write_shard_task", flaky)
+    monkeypatch.setattr(B, "load_bucket", flaky)
     with pytest.raises(KeyboardInterrupt):
         run(root, tmp_path / "o", small_encoder, seed=5, buckets=8)
-    assert (tmp_path / "o" / P.WORK).is_dir() and not (tmp_path / "o" / "manifest.jsonl").exists()
-    monkeypatch.setattr(P, "_write_shard_task", real)
+    work = tmp_path / "o" / WORK
+    assert work.is_dir() and not (tmp_path / "o" / "manifest.jsonl").exists()
+    assert len(list((work / "_done" / "bucket").glob("*.json"))) == 3
+    calls.clear()
+    crash[0] = False
     run(root, tmp_path / "o", small_encoder, seed=5, buckets=8)
+    assert len(calls) == 5  # the three finished buckets are not redone
     assert file_hashes(tmp_path / "o") == file_hashes(tmp_path / "ref")
     again = run(root, tmp_path / "o", small_encoder, seed=5, buckets=8)
     assert again.skipped
@@ -205,13 +211,21 @@ def test_empty_input_errors(tmp_path, small_encoder):
 
 
 def test_bad_lines_are_rejected_not_lost(tmp_path, small_encoder):
-    p = tmp_path / "in" / "a.jsonl"
-    p.parent.mkdir()
-    p.write_text('{"text": "good one"}\nnot json\n{"no_text": 1}\n{"text": "good two"}\n')
+    from dclm.runtime.rejects import read_rejects
+
+    p = tmp_path / "in" / "sub" / "a.jsonl"
+    p.parent.mkdir(parents=True)
+    p.write_text('{"text": "good one"}\nnot json\n{"no_text": 1}\n{"text": "good two"}\n{"text": 3}\n')
+    write_pages(str(tmp_path / "in" / "b.jsonl"), [{"text": d} for d in make_docs(5, 1)])
     r = run(tmp_path / "in", tmp_path / "o", small_encoder, shuffle=False)
-    assert r.documents == 2 and r.rejected == 2
-    rejects = list((tmp_path / "o").glob("rejects_*.jsonl"))
-    assert len(rejects) == 1 and len(rejects[0].read_text().splitlines()) == 2
+    rejects = read_rejects(str(tmp_path / "o"))
+    assert r.documents + r.rejected == 5 + 5 and r.rejected == len(rejects) == 3
+    assert [p.relative_to(tmp_path / "o").as_posix() for p in (tmp_path / "o" / "_rejects").rglob("*.jsonl")] == \
+        ["_rejects/sub/a.jsonl.jsonl"]
+    assert all(set(x) == {"stage", "step", "file", "line", "reason", "record"} for x in rejects)
+    assert [(x["stage"], x["step"], x["line"]) for x in rejects] == [("tokenize-shuffle", None, n) for n in (2, 3, 5)]
+    assert rejects[0]["record"] == "not json" and rejects[0]["file"] == str(p)
+    assert not (tmp_path / "o" / WORK).exists()
 
 
 def test_cli_run_and_inspect(corpus, tmp_path, small_json, capsys):
@@ -255,7 +269,7 @@ def test_bucketed_shuffle_equals_the_plain_definition(corpus, tmp_path, small_en
     for rel in ("a.jsonl", "c.jsonl.zst", "sub/b.jsonl.gz"):
         run(root / rel, tmp_path / rel.replace("/", "_"), small_encoder, shuffle=False)
         rows = np.stack(list(TokenShards.open(str(tmp_path / rel.replace("/", "_")))))
-        keys = np.random.default_rng([9, P._file_seed(rel), 2]).bit_generator.random_raw(len(rows))
+        keys = np.random.default_rng([9, B.file_seed(rel), 2]).bit_generator.random_raw(len(rows))
         per_file.append((rows, keys))
     rows = np.concatenate([r for r, _ in per_file])
     keys = np.concatenate([k for _, k in per_file])
@@ -282,11 +296,30 @@ def test_memory_budget_sizes_buckets_and_rejects_too_small(corpus, tmp_path, sma
     root, _ = corpus
     with pytest.raises(DclmError, match="too small"):
         run(root, tmp_path / "o", small_encoder, memory_budget=1 << 20)
-    fixed = (1 + 1 + 1 + 2) * CHUNK * SEQLEN * 2
-    budget = P.BASELINE_BYTES + P.WORKER_GROWTH + fixed + 100 * (SEQLEN * 2 + 8)
+    row = SEQLEN * 2 + 8
+    budget = B.BASELINE_BYTES + 2 * CHUNK * SEQLEN * 2 + int(100 * row * 2 * B.SPREAD)
     r = run(root, tmp_path / "o2", small_encoder, memory_budget=budget, seed=7)
     idx = json.loads((tmp_path / "o2" / "index.json").read_text())
     assert idx["runs"][0]["buckets"] >= 16 and r.num_sequences > 0
+    run(root, tmp_path / "o3", small_encoder, seed=7)
+    assert file_hashes(tmp_path / "o2") == file_hashes(tmp_path / "o3")
+    # without shuffling the buckets are position ranges, smaller than a shard here: pieces joined
+    run(root, tmp_path / "p2", small_encoder, memory_budget=budget, shuffle=False)
+    assert json.loads((tmp_path / "p2" / "index.json").read_text())["runs"][0]["buckets"] >= 16
+    run(root, tmp_path / "p3", small_encoder, shuffle=False)
+    assert file_hashes(tmp_path / "p2") == file_hashes(tmp_path / "p3")
+
+
+def test_memory_plan_is_capped_so_peak_does_not_grow_with_input():
+    from dclm.tokenize.plan import Settings
+
+    st = Settings(seqlen=2049, seed=1, shuffle=True, tail="pad", text_key="text", chunk_size=8192, dtype="<u2",
+                  eot=0, pad=50256)
+    mem = B.plan_memory(64 << 30, 4, st)
+    row = 2049 * 2 + 8
+    assert mem.bucket_contexts == mem.scatter_contexts == B.BUCKET_CAP_BYTES // row
+    assert B.bucket_count(10**8, mem, True, None) == 1 << int(np.ceil(np.log2(10**8 / mem.bucket_contexts)))
+    assert B.bucket_count(10**8, mem, False, None) == 1 and B.bucket_count(5, mem, True, 5) == 8
 
 
 def test_tar_writer_matches_tarfile_byte_for_byte():
@@ -320,8 +353,35 @@ def test_untokenizable_document_is_rejected_with_reason(tmp_path, small_encoder,
 
     monkeypatch.setattr(small_encoder, "encode", encode)
     r = run(tmp_path / "in", tmp_path / "o", small_encoder, shuffle=False)
-    rej = [json.loads(line) for f in (tmp_path / "o").glob("rejects_*.jsonl") for line in f.read_text().splitlines()]
+    from dclm.runtime.rejects import read_rejects
+
+    rej = read_rejects(str(tmp_path / "o"))
     assert r.documents == 2 and r.rejected == 2
     reasons = sorted(x["reason"] for x in rej)
     assert reasons[0].startswith("malformed JSON") and reasons[1] == "tokenizer error: cannot encode"
-    assert [x.get("document") for x in rej if x["reason"].startswith("tokenizer")] == [1]
+    assert [x["record"] for x in rej if x["reason"].startswith("tokenizer")] == [{"text": "BOOM"}]
+
+
+def test_resume_redoes_work_of_an_input_edited_in_place(tmp_path, small_encoder, monkeypatch):
+    """Done markers are digest-checked (input size + mtime): an input rewritten with the same size after a
+    crash is tokenized again, and every bucket after it, so the output is that of the new input."""
+    import os
+
+    src = tmp_path / "in" / "a.jsonl"
+    write_pages(str(src), [{"text": d} for d in make_docs(300, seed=5)])
+    real = B.load_bucket
+
+    def crash(spans, st):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(B, "load_bucket", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "in", tmp_path / "o", small_encoder, buckets=4)
+    monkeypatch.setattr(B, "load_bucket", real)
+    data = src.read_bytes()
+    src.write_bytes(data.replace(b"the", b"eht"))
+    os.utime(src, ns=(1, 1))  # a different mtime even on coarse clocks
+    assert len(src.read_bytes()) == len(data)
+    run(tmp_path / "in", tmp_path / "o", small_encoder, buckets=4)
+    run(tmp_path / "in", tmp_path / "fresh", small_encoder, buckets=4)
+    assert file_hashes(tmp_path / "o") == file_hashes(tmp_path / "fresh")

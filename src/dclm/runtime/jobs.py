@@ -11,6 +11,7 @@ Results come back in job order whatever the completion order, so a stage's outpu
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -75,18 +76,47 @@ def _completed(fn, jobs, workers: int, ray: bool, ray_address: str | None) -> It
         yield from _pool_completed(fn, jobs, workers)
 
 
-def _pool_completed(fn, jobs, workers: int):
+_SHARED_POOLS: dict[int, Any] = {}  # worker count -> the pool `shared_pool` keeps open
+
+
+def _new_pool(workers: int):
     import concurrent.futures as cf
     import multiprocessing as mp
+
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+
+
+@contextlib.contextmanager
+def shared_pool(workers: int):
+    """Keep one process pool of `workers` open for every `run_jobs` inside the block, so a stage that runs
+    several phases of jobs starts its spawned workers (imports, caches) once, not once per phase."""
+    n = resolve_workers(workers)
+    if n <= 1 or n in _SHARED_POOLS:
+        yield
+        return
+    pool = _SHARED_POOLS[n] = _new_pool(n)
+    try:
+        yield
+    finally:
+        del _SHARED_POOLS[n]
+        pool.shutdown(cancel_futures=True)
+
+
+def _pool_completed(fn, jobs, workers: int):
+    import concurrent.futures as cf
     from concurrent.futures.process import BrokenProcessPool
 
-    with cf.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
+    shared = _SHARED_POOLS.get(workers)
+    with contextlib.nullcontext(shared) if shared else _new_pool(min(workers, len(jobs))) as pool:
         futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
         try:
             for fut in cf.as_completed(futures):
                 yield futures[fut], fut.result()
         except BrokenProcessPool:
             raise DclmError("a worker process died (out of memory or killed); rerun the same command to resume") from None
+        finally:
+            for fut in futures:
+                fut.cancel()
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None):

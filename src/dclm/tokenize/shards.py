@@ -40,6 +40,11 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype("<u2") if vocab_size <= 1 << 16 else np.dtype("<u4")
 
 
+def bytes_view(a: np.ndarray) -> memoryview:
+    """The bytes of a C-contiguous array without copying them."""
+    return memoryview(np.ascontiguousarray(a)).cast("B")
+
+
 def _gzip(data: bytes) -> bytes:
     c = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # wbits 31: gzip container, mtime 0
     return c.compress(data) + c.flush()
@@ -79,7 +84,7 @@ def write_shard(directory: str, shard: int, contexts: np.ndarray, dtype: np.dtyp
     name = shard_name(shard)
     native = np.ascontiguousarray(contexts, dtype=dtype)
     with atomic_open(os.path.join(directory, name + ".bin"), "wb") as f:
-        f.write(memoryview(native).cast("B"))
+        f.write(bytes_view(native))
     tar_path = os.path.join(directory, name + ".tar")
     with atomic_open(tar_path, "wb") as f:
         write_tar(f, native, shard)

@@ -149,19 +149,44 @@ def resolve_tokenizer_json(name_or_path: str, download: bool = True) -> str:
 # ---------------------------------------------------------------- the encoder
 
 
+def hf_tokenizer_from_json(json_text: str, name: str):
+    """An HF `tokenizers.Tokenizer` from its JSON text; a bad file is one DclmError naming it."""
+    from tokenizers import Tokenizer
+
+    try:
+        return Tokenizer.from_str(json_text)
+    except Exception as e:  # tokenizers raises a bare Exception on bad JSON
+        raise DclmError(f"tokenizer {name}: not a valid tokenizer JSON "
+                        f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+
+
+def load_hf_tokenizer(name_or_path: str = NEOX_NAME, download: bool = True):
+    """The one tokenizer loader of every verb: `resolve_tokenizer_json`'s search, then HF `tokenizers`."""
+    return hf_tokenizer_from_json(resolve_tokenizer_json(name_or_path, download=download), name_or_path)
+
+
+_ENCODERS: dict[tuple[str, str], Encoder] = {}
+
+
+def _unpickle_encoder(json_text: str, name: str) -> Encoder:
+    """One Encoder per tokenizer per worker process: jobs carry it pickled, building it costs ~1 s."""
+    key = (hashlib.sha256(json_text.encode()).hexdigest(), name)
+    if key not in _ENCODERS:
+        _ENCODERS[key] = Encoder(json_text, name)
+    return _ENCODERS[key]
+
+
 class Encoder:
-    """Encode documents to HF-exact token ids; picklable by its JSON so worker processes rebuild it."""
+    """Encode documents to HF-exact token ids; picklable by its JSON so worker processes rebuild it (once)."""
 
     def __init__(self, json_text: str, name: str):
-        from tokenizers import Tokenizer
-
         self.json_text = json_text
         self.name = name
         try:
             data = json.loads(json_text)
-            self.hf = Tokenizer.from_str(json_text)
-        except Exception as e:
-            raise DclmError(f"tokenizer {name}: not a valid tokenizer JSON ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        except ValueError as e:
+            raise DclmError(f"tokenizer {name}: not a valid tokenizer JSON ({str(e).splitlines()[0]})") from None
+        self.hf = hf_tokenizer_from_json(json_text, name)
         vocab_size = self.hf.get_vocab_size(with_added_tokens=True)
         eot = self.hf.token_to_id("<|endoftext|>")
         if eot is None:
@@ -177,7 +202,7 @@ class Encoder:
         self.fallback_docs = 0
 
     def __reduce__(self):
-        return (Encoder, (self.json_text, self.name))
+        return (_unpickle_encoder, (self.json_text, self.name))
 
     @property
     def has_fast_path(self) -> bool:
