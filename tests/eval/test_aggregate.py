@@ -1,7 +1,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -9,14 +8,14 @@ from dclm.errors import DclmError
 from dclm.eval.aggregate import aggregate, centered, reaggregate
 from dclm.eval.tables import TASKS
 
-PUBLISHED = Path("/work/shared/dclm_reference/eval/published_results/evaluation_open_lm_dclm_7b_8k.json")
 
-needs_published = pytest.mark.skipif(not PUBLISHED.exists(), reason="DCLM reference results not present")
+@pytest.fixture
+def published(shared_dir):
+    return shared_dir / "dclm_reference" / "eval" / "published_results" / "evaluation_open_lm_dclm_7b_8k.json"
 
 
-@needs_published
-def test_reproduces_published_dclm7b_scores():
-    doc = json.loads(PUBLISHED.read_text())
+def test_reproduces_published_dclm7b_scores(published):
+    doc = json.loads(published.read_text())
     out = reaggregate(doc)
     for key in ("Core_v1", "Core_v2", "Extended_v1", "Extended_v2", "Core", "Extended", "aggregated_results",
                 "rw_small", "rw_small_centered", "95%_CI_above_centered", "99%_CI_above_centered",
@@ -48,10 +47,9 @@ def test_missing_task_gives_na_like_dclm():
         reaggregate({"eval_metrics": {}})
 
 
-@needs_published
-def test_cli_aggregate(tmp_path):
+def test_cli_aggregate(tmp_path, published):
     out = tmp_path / "agg.json"
-    r = subprocess.run([sys.executable, "-m", "dclm", "eval", "aggregate", str(PUBLISHED), "--output", str(out)],
+    r = subprocess.run([sys.executable, "-m", "dclm", "eval", "aggregate", str(published), "--output", str(out)],
                        capture_output=True, text=True, check=True)
     head = json.loads(r.stdout)
     assert head["Core_v2"] == pytest.approx(0.5596126827249299, abs=1e-6)
