@@ -29,6 +29,7 @@ VERB_MODULES = (
     "dclm.convert.cli",
     "dclm.export.cli",
     "dclm.assets.cli",
+    "dclm.eval.cli",
 )
 
 
