@@ -27,6 +27,7 @@ VERB_MODULES = (
     "dclm.generate.cli",
     "dclm.convert.cli",
     "dclm.export.cli",
+    "dclm.finetune.cli",
     "dclm.serve.cli",
     "dclm.assets.cli",
 )
