@@ -84,8 +84,30 @@ class Server:
 
 
 @pytest.fixture(scope="session")
-def server(tiny_dir):
-    s = Server("--model", str(tiny_dir), "--served-model-name", "tiny", "--max-batch-size", "4",
+def adapter_dir(tiny_dir):
+    """A PEFT LoRA adapter on every projection of the tiny model, with nonzero B (so it changes outputs)."""
+    peft = pytest.importorskip("peft")
+    import dclm.hf  # noqa: F401
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(1)
+    base = AutoModelForCausalLM.from_pretrained(tiny_dir)
+    cfg = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["in_proj", "out_proj", "w12", "w3"],
+                          init_lora_weights=False)
+    model = peft.get_peft_model(base, cfg)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    d = tiny_dir.parent / "adapter"
+    model.save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def server(tiny_dir, adapter_dir):
+    s = Server("--model", str(tiny_dir), "--served-model-name", "tiny", "--adapter", f"ft={adapter_dir}",
+               "--max-batch-size", "4",
                "--max-prompt-tokens", "64", "--max-new-tokens-limit", "64", "--max-body-bytes", "4096")
     yield s
     s.stop()

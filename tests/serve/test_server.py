@@ -24,7 +24,7 @@ def test_completions_and_models(client, server):
     text, reason, usage = complete(client, "the quick brown", n=10)
     assert reason == "length" and usage.completion_tokens == 10
     assert usage.prompt_tokens > 0 and usage.total_tokens == usage.prompt_tokens + 10
-    assert [m.id for m in client.models.list().data] == ["tiny"]
+    assert [m.id for m in client.models.list().data] == ["tiny", "ft"]
     assert httpx.get(server.url + "/health").json()["status"] == "ok"
 
 
@@ -85,6 +85,29 @@ def test_errors_are_openai_4xx_and_server_keeps_serving(client, server):
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
     assert complete(client, "fox", n=4)[1] == "length"
+
+
+def test_adapter_chosen_by_model_name(client, tiny_dir, adapter_dir):
+    import dclm.hf  # noqa: F401
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from dclm.generate.engine import generate_text
+    from dclm.generate.sampling import SamplingParams
+    from dclm.generate.tokenizer import load_tokenizer
+
+    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_dir), adapter_dir).merge_and_unload()
+    tok = load_tokenizer(tiny_dir)
+    want = generate_text(merged.model, tok, ["the lazy"], SamplingParams.greedy_decoding(10))[0].text
+
+    def ask(model):
+        r = client.completions.create(model=model, prompt="the lazy", max_tokens=10, temperature=0)
+        return r.choices[0].text
+
+    with ThreadPoolExecutor(4) as pool:  # base and adapter rows in the same decode steps
+        got = list(pool.map(ask, ["ft", "tiny", "ft", "tiny"]))
+    assert got[0] == got[2] == want
+    assert got[1] == got[3] == ask("tiny") != want
 
 
 def test_disconnected_stream_leaves_the_batch(client, server):
