@@ -28,6 +28,8 @@ VERB_MODULES = (
     "dclm.generate.cli",
     "dclm.convert.cli",
     "dclm.export.cli",
+    "dclm.finetune.cli",
+    "dclm.serve.cli",
     "dclm.assets.cli",
     "dclm.eval.cli",
 )

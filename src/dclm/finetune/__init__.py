@@ -1,0 +1,1 @@
+"""`dclm finetune`: LoRA adapters (PEFT) for DCLM/open_lm checkpoints through dclm.hf.OpenLMForCausalLM."""
