@@ -25,6 +25,7 @@ VERB_MODULES = (
     "dclm.dedup.cli",
     "dclm.classifier.cli",
     "dclm.tokenize.cli",
+    "dclm.train.cli",
     "dclm.generate.cli",
     "dclm.convert.cli",
     "dclm.export.cli",
