@@ -20,6 +20,7 @@ from dclm.runtime.config import ConfigError
 # verb modules, in the order `dclm --help` lists them
 VERB_MODULES = (
     "dclm.demo.cli",
+    "dclm.experiment.cli",
     "dclm.extract.cli",
     "dclm.process.cli",
     "dclm.dedup.cli",

@@ -21,6 +21,7 @@ EXTRA_OF_MODULE = {
     "gguf": "export",
     "onnx": "onnx", "onnxruntime": "onnx",
     "llama_cpp": "llamacpp",
+    "matplotlib": "report",
 }
 
 
