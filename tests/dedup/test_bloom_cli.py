@@ -7,9 +7,9 @@ import orjson
 import pytest
 
 from dclm.cli import main
-from dclm.dedup import kernels
-from dclm.dedup.bloom import BloomFilter, compute_bloom_size, optimal_number_of_hashers, prob_of_false_positive, sysreq
-from dclm.dedup.hashing import Seeds
+from dclm.dedup.bff import kernels
+from dclm.dedup.bff.bloom import BloomFilter, compute_bloom_size, optimal_number_of_hashers, prob_of_false_positive, sysreq
+from dclm.dedup.bff.hashing import Seeds
 from dclm.errors import DclmError
 
 

@@ -5,10 +5,10 @@ import random
 
 import pytest
 
-from dclm.dedup import reference
-from dclm.dedup.bloom import sysreq
-from dclm.dedup.hashing import Seeds
-from dclm.dedup.reference import BloomTwin, SetFilter, process_page
+from dclm.dedup.bff import reference
+from dclm.dedup.bff.bloom import sysreq
+from dclm.dedup.bff.hashing import Seeds
+from dclm.dedup.bff.reference import BloomTwin, SetFilter, process_page
 
 MODES = ["paragraph", "document", "both", "naive-both", "old-both", "substring", "exact"]
 
@@ -70,7 +70,7 @@ def test_decisions_equal_an_exact_set_implementation(bff, monkeypatch, mode, n):
     # the exact reference tokenises with uniseg (an independent UAX #29 implementation) and a Python set
     monkeypatch.setattr(reference, "tokenize", lambda t: [w for w in words(t) if not reference.is_blank(w)])
     if mode == "both":
-        from dclm.dedup import segment
+        from dclm.dedup.bff import segment
         monkeypatch.setattr(reference, "tokenize_with_offsets", segment.tokenize_with_offsets)
     exact = SetFilter()
     for name in ("a.jsonl", "b.jsonl"):

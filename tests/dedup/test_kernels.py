@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from dclm.dedup import hashing, kernels
-from dclm.dedup.bloom import BloomFilter
-from dclm.dedup.reference import BloomTwin
-from dclm.dedup.segment import property_table, tokenize
+from dclm.dedup.bff import hashing, kernels
+from dclm.dedup.bff.bloom import BloomFilter
+from dclm.dedup.bff.reference import BloomTwin
+from dclm.dedup.bff.segment import property_table, tokenize
 
 
 def _pack(texts):

@@ -231,15 +231,16 @@ def run_demo(output: str = "dclm-demo", n_pages: int = 2000, seed: int = 0, work
     @stage("dedup")
     def dedup():
         from dclm.dedup.bff import BffConfig, run_bff
+        from dclm.runtime.config import to_dict
 
         src = Path(heuristics.output) / "processed_data"
         d = out / "dedup"
-        stats = run_bff(BffConfig(inputs=[str(src)], output_directory=str(d), expected_ngram_count=2_000_000,
-                                  fp_rate=0.01, min_ngram_size=13, max_ngram_size=13, filtering_threshold=0.8,
-                                  remove_type="old-both", seed=seed, threads=workers, progress=progress,
-                                  no_save_bloom_filter=True))
+        res = run_bff(BffConfig(inputs=[str(src)], output_directory=str(d), expected_ngram_count=2_000_000,
+                                fp_rate=0.01, min_ngram_size=13, max_ngram_size=13, filtering_threshold=0.8,
+                                remove_type="old-both", seed=seed, workers=workers, progress=progress,
+                                save_bloom_filter=False))
         return StageReport("dedup", heuristics.n_out, _count(d), 0, str(d),
-                           {k: v for k, v in stats.items() if isinstance(v, (int, float, str))})
+                           {k: v for k, v in to_dict(res).items() if isinstance(v, (int, float, str))})
 
     @stage("quality")
     def quality():

@@ -29,6 +29,7 @@ import struct
 import numpy as np
 
 from dclm.errors import DclmError
+from dclm.runtime.config import ConfigError
 
 MAGIC = b"DCLMBLM1"
 VERSION = 1
@@ -62,11 +63,11 @@ def compute_bloom_size(fp_rate: float, expected_ngram_count: int, num_hashers: i
 def sysreq(expected_ngram_count: int, fp_rate: float, num_hashers: int = 0) -> dict:
     """Filter bytes and hasher count for `expected_ngram_count` n-grams at `fp_rate` (bff `sysreq`)."""
     if expected_ngram_count < 1:
-        raise DclmError("--expected-ngram-count must be at least 1")
+        raise ConfigError("expected_ngram_count", "must be at least 1")
     if not 0.0 < fp_rate < 1.0:
-        raise DclmError("--fp-rate must be between 0 and 1 (exclusive)")
+        raise ConfigError("fp_rate", "must be between 0 and 1 (exclusive)")
     if num_hashers < 0:
-        raise DclmError("--num-hashers must be >= 0")
+        raise ConfigError("num_hashers", "must be >= 0")
     size = compute_bloom_size(fp_rate, expected_ngram_count, num_hashers)
     words = max(1, -(-size // 8))
     k = num_hashers or optimal_number_of_hashers(size, expected_ngram_count)
