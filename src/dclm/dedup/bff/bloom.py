@@ -106,8 +106,8 @@ def check_fits(nbytes: int, what: str = "Bloom filter") -> None:
     if nbytes > 0.9 * avail:
         raise DclmError(
             f"the {what} needs {human_bytes(nbytes)} but only {human_bytes(avail)} of memory is available; "
-            "raise --fp-rate, lower --expected-ngram-count, or split the inputs and share one filter with "
-            "--bloom-filter-file across runs on a machine with more memory")
+            "raise fp_rate, lower expected_ngram_count, or split the inputs and share one filter "
+            "(bloom_filter_file) across runs on a machine with more memory")
 
 
 class BloomFilter:
