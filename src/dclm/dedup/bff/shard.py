@@ -115,7 +115,8 @@ def open_filter(cfg: BffConfig, shared: bool) -> BloomFilter:
         filt = BloomFilter.load(cfg.bloom_filter_file, shared=shared)
         if cfg.seed is not None and cfg.seed != filt.seed:
             raise ConfigError("seed", f"{cfg.seed} differs from the seed {filt.seed} stored in {cfg.bloom_filter_file}")
-        logger.info("loaded Bloom filter %s (%d words, %d hashers)", cfg.bloom_filter_file, filt.words, filt.num_hashers)
+        logger.info("loaded Bloom filter %s (%d words, %d hashers)", cfg.bloom_filter_file, filt.words,
+                    filt.num_hashers)
         return filt
     seed = 0 if cfg.seed is None else cfg.seed
     return BloomFilter.create(cfg.expected_ngram_count, cfg.fp_rate, cfg.num_hashers, seed, shared=shared)
