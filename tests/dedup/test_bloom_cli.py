@@ -16,11 +16,11 @@ from dclm.errors import DclmError
 def test_sysreq_follows_bffs_formulas():
     req = sysreq(1_000_000_000, 0.01)
     # the optimum is n·ln(1/p)/ln(2)^2 bits = 1.198e9 bytes with ceil(9.59·ln 2) = 7 hashers
-    assert abs(req["bytes"] - 1.198e9) / 1.198e9 < 0.002 and req["num_hashers"] == 7
+    assert abs(req.bytes - 1.198e9) / 1.198e9 < 0.002 and req.num_hashers == 7
     size = compute_bloom_size(0.01, 10_000)
     assert prob_of_false_positive(size + 2, 10_000, optimal_number_of_hashers(size + 2, 10_000)) <= 0.01
     assert prob_of_false_positive(size // 2, 10_000, optimal_number_of_hashers(size // 2, 10_000)) > 0.01
-    assert sysreq(10_000, 0.01, num_hashers=3)["num_hashers"] == 3
+    assert sysreq(10_000, 0.01, num_hashers=3).num_hashers == 3
     with pytest.raises(DclmError):
         sysreq(0, 0.01)
 

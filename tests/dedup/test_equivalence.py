@@ -7,10 +7,11 @@ import pytest
 
 from dclm.dedup.bff import reference
 from dclm.dedup.bff.bloom import sysreq
+from dclm.dedup.bff.config import REMOVE_TYPES
 from dclm.dedup.bff.hashing import Seeds
 from dclm.dedup.bff.reference import BloomTwin, SetFilter, process_page
 
-MODES = ["paragraph", "document", "both", "naive-both", "old-both", "substring", "exact"]
+MODES = list(REMOVE_TYPES)
 
 
 def _corpus(seed, n_docs, vocab=300, extra=("é", "日本", "🙂", "don't", "3.14", ",", ".")):
@@ -38,7 +39,7 @@ def test_fast_path_equals_python_twin_bit_for_bit(bff, mode, threshold, seqlen):
     for annotate in (False, True):
         out, _ = bff(files, out=f"o{annotate}", remove_type=mode, annotate=annotate, expected_ngram_count=5000,
                      fp_rate=0.05, substr_seqlen=seqlen, filtering_threshold=threshold)
-        twin = BloomTwin(req["words"] * 64, req["num_hashers"], Seeds.from_seed(0))
+        twin = BloomTwin(req.words * 64, req.num_hashers, Seeds.from_seed(0))
         for name in ("a.jsonl", "sub/b.jsonl"):
             want = [p for d in files[name]
                     if (p := process_page(dict(d), twin, mode, 2, 3, threshold, seqlen, True, annotate))]

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _register_bff(verbs) -> None:
-    from dclm.dedup.bff.config import BffConfig
+    from dclm.dedup.bff.config import BffConfig, SysreqConfig
     from dclm.runtime.config import add_config_arguments
 
     b = verbs.add_parser("bff", help="Bloom-filter n-gram dedup (DCLM's bff)", description=BFF_DESCRIPTION)
@@ -44,9 +44,7 @@ def _register_bff(verbs) -> None:
     s = sv.add_parser("sysreq", help="filter size and hasher count for an n-gram count and fp rate",
                       description="Print the Bloom filter size and number of hashers bff's formulas give for "
                       "--expected-ngram-count and --fp-rate, and whether it fits in this machine's available memory.")
-    s.add_argument("--expected-ngram-count", type=int, required=True, metavar="N", help="expected number of n-grams")
-    s.add_argument("--fp-rate", type=float, required=True, metavar="F", help="target false-positive rate")
-    s.add_argument("--num-hashers", type=int, default=0, help="fixed hasher count; 0 = optimal (default)")
+    add_config_arguments(s, SysreqConfig)
     s.set_defaults(func=_run_sysreq)
 
 
@@ -94,16 +92,18 @@ def _run_bff(args: argparse.Namespace) -> int:
 
 def _run_sysreq(args: argparse.Namespace) -> int:
     from dclm.dedup.bff.bloom import available_memory, human_bytes, sysreq
+    from dclm.dedup.bff.config import SysreqConfig
+    from dclm.runtime.config import config_from_args, to_dict
 
-    req = sysreq(args.expected_ngram_count, args.fp_rate, args.num_hashers)
+    cfg = config_from_args(SysreqConfig, args)
+    size = sysreq(cfg.expected_ngram_count, cfg.fp_rate, cfg.num_hashers)
     avail = available_memory()
-    req["available_memory_bytes"] = avail
-    req["fits"] = req["bytes"] <= 0.9 * avail
-    print(f"To handle {req['expected_ngram_count']} n-grams with fp rate {req['fp_rate']}, you'd need a filter of "
-          f"{human_bytes(req['bytes'])} ({req['bytes']} bytes) and {req['num_hashers']} hashers "
-          f"(predicted fp {req['predicted_fp_rate']:.3g}); {human_bytes(avail)} available now: "
-          f"{'fits' if req['fits'] else 'does NOT fit'}.")
-    print(json.dumps(req))
+    fits = size.bytes <= 0.9 * avail
+    print(f"To handle {size.expected_ngram_count} n-grams with fp rate {size.fp_rate}, you'd need a filter of "
+          f"{human_bytes(size.bytes)} ({size.bytes} bytes) and {size.num_hashers} hashers "
+          f"(predicted fp {size.predicted_fp_rate:.3g}); {human_bytes(avail)} available now: "
+          f"{'fits' if fits else 'does NOT fit'}.")
+    print(json.dumps({**to_dict(size), "available_memory_bytes": avail, "fits": fits}))
     return 0
 
 

@@ -25,6 +25,7 @@ import math
 import mmap
 import os
 import struct
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -60,7 +61,19 @@ def compute_bloom_size(fp_rate: float, expected_ngram_count: int, num_hashers: i
     return hi
 
 
-def sysreq(expected_ngram_count: int, fp_rate: float, num_hashers: int = 0) -> dict:
+@dataclass(frozen=True)
+class FilterSize:
+    """What bff's formulas give for a filter (`dclm dedup bff sysreq`)."""
+
+    expected_ngram_count: int
+    fp_rate: float
+    bytes: int
+    words: int
+    num_hashers: int
+    predicted_fp_rate: float
+
+
+def sysreq(expected_ngram_count: int, fp_rate: float, num_hashers: int = 0) -> FilterSize:
     """Filter bytes and hasher count for `expected_ngram_count` n-grams at `fp_rate` (bff `sysreq`)."""
     if expected_ngram_count < 1:
         raise ConfigError("expected_ngram_count", "must be at least 1")
@@ -71,14 +84,8 @@ def sysreq(expected_ngram_count: int, fp_rate: float, num_hashers: int = 0) -> d
     size = compute_bloom_size(fp_rate, expected_ngram_count, num_hashers)
     words = max(1, -(-size // 8))
     k = num_hashers or optimal_number_of_hashers(size, expected_ngram_count)
-    return {
-        "expected_ngram_count": expected_ngram_count,
-        "fp_rate": fp_rate,
-        "bytes": words * 8,
-        "words": words,
-        "num_hashers": k,
-        "predicted_fp_rate": prob_of_false_positive(words * 8, expected_ngram_count, k),
-    }
+    return FilterSize(expected_ngram_count, fp_rate, words * 8, words, k,
+                      prob_of_false_positive(words * 8, expected_ngram_count, k))
 
 
 def available_memory() -> int:
@@ -140,9 +147,9 @@ class BloomFilter:
 
     @classmethod
     def create(cls, expected_ngram_count: int, fp_rate: float, num_hashers: int, seed: int, shared: bool = False):
-        req = sysreq(expected_ngram_count, fp_rate, num_hashers)
-        check_fits(req["bytes"])
-        return cls(req["words"], req["num_hashers"], seed, shared)
+        size = sysreq(expected_ngram_count, fp_rate, num_hashers)
+        check_fits(size.bytes)
+        return cls(size.words, size.num_hashers, seed, shared)
 
     @classmethod
     def load(cls, path: str, shared: bool = False) -> "BloomFilter":

@@ -77,3 +77,12 @@ class BffConfig(Execution):
     def shard_indices(self) -> tuple[int, ...]:
         """The virtual shards this run processes, each with its own filter."""
         return tuple(range(self.total_shards)) if self.shard_num is None else (self.shard_num,)
+
+
+@dataclass(frozen=True)
+class SysreqConfig:
+    """`dclm dedup bff sysreq`: the filter bff's formulas give for an n-gram count and false-positive rate."""
+
+    expected_ngram_count: int = arg(metavar="N", help="expected number of n-grams")
+    fp_rate: float = arg(metavar="F", help="target false-positive rate")
+    num_hashers: int = arg(0, help="fixed hasher count; 0 = optimal")
