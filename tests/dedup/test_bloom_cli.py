@@ -73,10 +73,10 @@ def test_cli_bff_and_exact(tmp_path, capsys):
     (inp / "s.jsonl").write_bytes(b"".join(orjson.dumps(p) + b"\n" for p in pages))
     rc = main(["-q", "dedup", "bff", "--inputs", str(inp), "--output-directory", str(tmp_path / "o"),
                "--expected-ngram-count", "1000", "--fp-rate", "0.001", "--min-ngram-size", "3", "--max-ngram-size", "3",
-               "--remove-type", "old-both", "--no-progress-bar", "--json"])
+               "--remove-type", "old-both", "--no-progress-bar", "-t", "1", "--json"])  # bff's own flag names
     assert rc == 0
     stats = json.loads(capsys.readouterr().out)
-    assert (stats["docs_in"], stats["docs_out"]) == (3, 2)
+    assert (stats["docs_in"], stats["docs_out"], stats["workers"], stats["shards"]) == (3, 2, 1, 1)
     rc = main(["dedup", "exact", "--inputs", str(inp), "--output-directory", str(tmp_path / "e"), "--key", "url",
                "--normalize", "normalize_url"])
     assert rc == 0
