@@ -212,17 +212,18 @@ def _heuristics(arm, d, current, pages, workers, progress, stages):
 
 def _dedup(arm, d, current, pages, seed, workers, progress, stages):
     from dclm.dedup.bff import BffConfig, run_bff
+    from dclm.runtime.config import to_dict
 
     t0 = time.perf_counter()
     s = arm.dedup
     target = d / "dedup"
-    stats = run_bff(BffConfig(inputs=[current], output_directory=str(target),
-                              expected_ngram_count=int(s.get("expected_ngram_count", 2_000_000)),
-                              fp_rate=float(s.get("fp_rate", 0.01)), min_ngram_size=int(s.get("ngram", 13)),
-                              max_ngram_size=int(s.get("ngram", 13)), filtering_threshold=float(s.get("threshold", 0.8)),
-                              remove_type=s.get("remove_type", "old-both"), seed=seed, threads=max(1, workers),
-                              progress=progress, no_save_bloom_filter=True))
-    stats = dataclasses.asdict(stats) if dataclasses.is_dataclass(stats) else dict(stats)
+    res = run_bff(BffConfig(inputs=(current,), output_directory=str(target),
+                            expected_ngram_count=int(s.get("expected_ngram_count", 2_000_000)),
+                            fp_rate=float(s.get("fp_rate", 0.01)), min_ngram_size=int(s.get("ngram", 13)),
+                            max_ngram_size=int(s.get("ngram", 13)), filtering_threshold=float(s.get("threshold", 0.8)),
+                            remove_type=s.get("remove_type", "old-both"), seed=seed, workers=workers,
+                            progress=progress, save_bloom_filter=False))
+    stats = to_dict(res)
     after, nbytes, examples = _measure(pages, str(target))
     detail = {k: v for k, v in stats.items() if isinstance(v, (int, float, str)) and "rss" not in k
               and "secs" not in k and "per_s" not in k}
