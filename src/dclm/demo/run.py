@@ -96,7 +96,7 @@ def _explanations(n: int, seed: int) -> list[dict]:
 
 
 # pages in the crawl, training tokens per arm (steps x 16 sequences x 128 tokens), held-out articles
-SIZES = {"small": {"pages": 600, "tokens": 16 * 128 * 60, "heldout": 60},
+SIZES = {"small": {"pages": 500, "tokens": 16 * 128 * 50, "heldout": 50},
          "default": {"pages": 2000, "tokens": 16 * 128 * 300, "heldout": 200}}
 PROMPTS = ["The garden", "Why does the river", "In the morning the teacher"]
 DEMO_SEQ_LEN = 128
@@ -106,7 +106,7 @@ DEMO_VOCAB = 2048
 @dataclass(frozen=True)
 class DemoConfig:
     output: str = arg("dclm-demo", help="experiment folder (stage outputs, summary.json, report.html)")
-    size: Literal["small", "default"] = arg("default", help="small: a 600-page crawl and 60 training steps per arm "
+    size: Literal["small", "default"] = arg("default", help="small: a 500-page crawl and 50 training steps per arm "
                                             "(about 2 minutes); default: 2,000 pages and 300 steps")
     seed: int = arg(0, help="seed of the crawl and of every seeded stage")
     eval_data_dir: str | None = arg(None, help="llm-foundry local_data folder: also run the ICL suite (light)")
@@ -143,7 +143,9 @@ def build_inputs(cfg: DemoConfig, out: Path) -> dict:
     if cfg.eval_data_dir:
         ev.update({"data_dir": cfg.eval_data_dir, "suite": "light", "limit": cfg.eval_limit})
     return {
-        "name": f"dclm demo ({cfg.size}, seed {cfg.seed})" + (f"; asset stand-ins: {', '.join(stand_ins)}" if stand_ins else ""),
+        "name": f"dclm demo ({cfg.size}, seed {cfg.seed})",
+        "notes": "Recipe assets: " + (f"demo stand-ins for {', '.join(stand_ins)} (run `dclm assets fetch` for "
+                                      "DCLM's own)" if stand_ins else "DCLM's, from the asset cache"),
         "seed": cfg.seed,
         "workers": cfg.workers,
         "pool": {"paths": [str(crawl)]},

@@ -28,21 +28,21 @@ def _arm_stages(summary: dict, arm: str) -> list[dict]:
 def _funnel(summary: dict) -> str:
     import matplotlib.pyplot as plt
 
-    arms = list(summary["arms"])
+    order = ["records"] + list(_CURATION)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-    for arm in arms:
+    for arm in summary["arms"]:
         rows = _arm_stages(summary, arm)
-        labels = ["records"] + [r["stage"] for r in rows]
+        xs = [0] + [order.index(r["stage"]) for r in rows]
         docs = [rows[0]["docs_in"]] + [r["docs_out"] for r in rows]
         mb = [rows[0]["bytes_in"] / 1e6] + [r["bytes_out"] / 1e6 for r in rows]
-        axes[0].plot(labels, docs, marker="o", label=arm)
-        axes[1].plot(labels, mb, marker="o", label=arm)
+        axes[0].plot(xs, docs, marker="o", label=arm)
+        axes[1].plot(xs, mb, marker="o", label=arm)
     axes[0].set_title("documents after each step")
-    axes[1].set_title("MB after each step (text; tokenize: token bytes)")
+    axes[1].set_title("MB after each step (HTML in, text out; tokenize: token bytes)")
     for ax in axes:
+        ax.set_xticks(range(len(order)), order, rotation=20)
         ax.grid(alpha=0.3)
         ax.legend()
-        ax.tick_params(axis="x", rotation=20)
     return _png(fig)
 
 
@@ -175,6 +175,7 @@ margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}th{
 td:first-child,th:first-child{{text-align:left}}img{{max-width:100%}}pre{{white-space:pre-wrap;font-size:85%}}</style>
 </head><body>
 <h1>{html.escape(summary['name'])}</h1>
+<p>{html.escape(summary.get('notes') or '')}</p>
 <p>seed {summary['seed']} · arms: {html.escape(', '.join(arms))} · every arm trains the same model
 ({html.escape(str(summary['spec']['train'].get('scale')))}) on the same number of tokens.</p>
 <h2>Evaluation</h2>{_table(eval_head, eval_rows)}{missing_html}

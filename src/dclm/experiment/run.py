@@ -93,9 +93,13 @@ class _Stages:
 
     def add(self, rec: StageRecord) -> StageRecord:
         self.records.append(rec)
-        who = f"[{rec.arm}] " if rec.arm else ""
-        removed = f", {rec.removed} removed" if rec.removed > 0 else ""
-        self.emit(f"{who}{rec.stage:<11} {rec.docs_in:>7} -> {rec.docs_out:<7} docs{removed}  {rec.secs:6.1f} s")
+        what = {"train": f"{rec.detail.get('steps')} steps on {rec.docs_in} contexts, final loss "
+                          f"{rec.detail.get('final_loss') or float('nan'):.3f}",
+                "eval": f"held-out perplexity {rec.detail.get('heldout_perplexity') or float('nan'):.2f}",
+                "tokenizer": f"vocabulary {rec.detail.get('vocab_size')}"}.get(rec.stage)
+        if what is None:
+            what = f"{rec.docs_in} -> {rec.docs_out} docs" + (f" ({rec.removed} removed)" if rec.removed > 0 else "")
+        self.emit(f"{rec.arm or 'shared':<14} {rec.stage:<11} {rec.secs:6.1f} s  {what}")
         return rec
 
 
@@ -141,11 +145,12 @@ def _extract(spec: Spec, out: Path, workers: int, progress: bool, stages: _Stage
     tot = res.totals()
     kept = tot["pages"]
     records = kept + tot["skipped_non_html"] + tot["skipped_oversized"] + tot["empty_extraction"] + tot["errors"]
-    stages.add(StageRecord(None, "extract", records, kept, tot["input_bytes"], tot["text_chars"],
+    text_bytes = _nbytes(_pages(str(out / "pool")))
+    stages.add(StageRecord(None, "extract", records, kept, tot["html_bytes"], text_bytes,
                            time.perf_counter() - t0,
                            {"removed_by_reason": {k: tot[k] for k in ("skipped_non_html", "skipped_oversized",
                                                                        "empty_extraction", "errors") if tot[k]},
-                            "html_bytes": tot["html_bytes"]}))
+                            "input_bytes": tot["input_bytes"]}))
     return str(out / "pool")
 
 
@@ -226,7 +231,7 @@ def _dedup(arm, d, current, pages, seed, workers, progress, stages):
     stats = to_dict(res)
     after, nbytes, examples = _measure(pages, str(target))
     detail = {k: v for k, v in stats.items() if isinstance(v, (int, float, str)) and "rss" not in k
-              and "secs" not in k and "per_s" not in k}
+              and not k.endswith(("_s", "secs", "seconds"))}  # timings belong to summary["timings"]
     stages.add(StageRecord(arm.name, "dedup", len(pages), len(after), _nbytes(pages), nbytes,
                            time.perf_counter() - t0, detail, examples))
     return str(target), after
@@ -352,6 +357,7 @@ def _summary(spec: Spec, records: list[StageRecord], arms: dict, secs: float) ->
     """summary.json: everything but `timings` is a pure function of the spec and the seed."""
     return {
         "name": spec.name,
+        "notes": spec.notes,
         "seed": spec.seed,
         "spec": {"pool": [str(p) for p in spec.pool], "tokenizer": spec.tokenizer,
                  "arms": [dataclasses.asdict(a) for a in spec.arms], "train": spec.train, "eval": spec.eval},

@@ -23,7 +23,7 @@ from typing import Any
 from dclm.errors import DclmError
 
 _ARM_KEYS = {"name", "process", "dedup", "quality"}
-_TOP_KEYS = {"name", "pool", "tokenizer", "arms", "train", "eval", "seed", "workers"}
+_TOP_KEYS = {"name", "notes", "pool", "tokenizer", "arms", "train", "eval", "seed", "workers"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class Spec:
     eval: dict = field(default_factory=dict)
     seed: int = 0
     workers: int = 0
+    notes: str = ""  # shown at the top of the report
 
 
 def _fail(where: str, msg: str) -> DclmError:
@@ -126,7 +127,7 @@ def parse_spec(data: Any, where: str = "spec", base: Path | None = None) -> Spec
         ev["data_dir"] = path(ev["data_dir"])
     return Spec(name=str(data.get("name", "experiment")), pool=tuple(path(p) for p in paths), tokenizer=tok,
                 arms=tuple(arms), train=dict(train), eval=ev, seed=int(data.get("seed", 0)),
-                workers=int(data.get("workers", 0)))
+                workers=int(data.get("workers", 0)), notes=str(data.get("notes") or ""))
 
 
 def load_spec(path: str) -> Spec:
