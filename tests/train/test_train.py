@@ -96,12 +96,17 @@ def test_loss_is_ce_plus_z_loss():
 # ---------------------------------------------------------------- data
 
 
-def test_tar_and_native_views_read_the_same_rows(token_data, tmp_path):
-    tars = tmp_path / "tars"
-    tars.mkdir()
+def tar_copy(token_data: Path, dest: Path) -> Path:
+    """The open_lm view alone (tars + manifest.jsonl), as DCLM's tokshuf-rs leaves it."""
+    dest.mkdir()
     for f in token_data.iterdir():
         if f.suffix == ".tar" or f.name == "manifest.jsonl":
-            shutil.copy(f, tars / f.name)
+            shutil.copy(f, dest / f.name)
+    return dest
+
+
+def test_tar_and_native_views_read_the_same_rows(token_data, tmp_path):
+    tars = tar_copy(token_data, tmp_path / "tars")
     native, tar = open_dataset(str(token_data)), open_dataset(str(tars / "manifest.jsonl"))
     assert type(native).__name__ == "NativeDataset" and type(tar).__name__ == "TarDataset"
     assert native.shard_sizes == tar.shard_sizes and native.seqlen == tar.seqlen == SEQ_LEN + 1
@@ -149,11 +154,7 @@ def test_loss_falls_and_resume_is_exact(token_data, tmp_path):
 
 
 def test_tar_data_trains_like_native(token_data, tmp_path):
-    tars = tmp_path / "tars"
-    tars.mkdir()
-    for f in token_data.iterdir():
-        if f.suffix == ".tar" or f.name == "manifest.jsonl":
-            shutil.copy(f, tars / f.name)
+    tars = tar_copy(token_data, tmp_path / "tars")
     run_train(smoke(token_data, tmp_path / "a", max_steps=3, vocab_size=640))
     run_train(smoke(tars, tmp_path / "b", max_steps=3, vocab_size=640))  # tars record no tokenizer
     with pytest.raises(DclmError, match="outside the model's 256 embedding rows"):
