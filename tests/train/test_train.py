@@ -241,3 +241,11 @@ def test_two_process_ddp_matches_one_process(token_data, tmp_path):
     assert all(math.isfinite(x) for x in b)
     state = json.loads((tmp_path / "two" / "checkpoints" / "step_00000006" / "state.json").read_text())
     assert state["world_size"] == 2
+
+
+@pytest.mark.gpu
+def test_cuda_defaults_bf16_compile_fused(token_data, tmp_path):
+    r = run_train(smoke(token_data, tmp_path / "gpu", max_steps=4, device="auto"))
+    assert r.steps == 4 and all(math.isfinite(v) for _, v in r.losses)
+    state = json.loads((tmp_path / "gpu" / "checkpoints" / "step_00000004" / "state.json").read_text())
+    assert state["step"] == 4
