@@ -263,7 +263,7 @@ def run_demo(output: str = "dclm-demo", n_pages: int = 2000, seed: int = 0, work
         report = select_pages(SelectConfig(attributes=str(d / "attributes"), keep_top_fraction=0.3,
                                            inputs=[str(dedup.output)], output=str(d / "kept"), progress=progress))
         return StageReport("quality", dedup.n_out, _count(d / "kept"), 0, str(d / "kept"),
-                           {"threshold": report.get("threshold"), "valid_roc_auc": card.get("valid_metrics", {}).get("roc_auc")})
+                           {"threshold": report.threshold, "valid_roc_auc": card.get("valid_metrics", {}).get("roc_auc")})
 
     @stage("tokenize-shuffle")
     def tokenize():
