@@ -2,6 +2,8 @@
 fastText's own predict: the same label and the same float32 probability for every text, bit for bit."""
 
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -86,13 +88,13 @@ def test_text_fasttext_cannot_encode_fails_as_before(model):
 def test_models_outside_the_fast_path_use_fasttext(tmp_path, task_dir):
     """A model with character n-grams is not one the kernels serve: scoring still works, through fastText."""
     out = str(tmp_path / "subword.bin")
-    import fasttext
-
     lines = [f"__label__hq {preprocess(p['text'])}" for p in make_pages(100, "hq", seed=2)]
     lines += [f"__label__cc {preprocess(p['text'])}" for p in make_pages(100, "cc", seed=2)]
     (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
-    fasttext.train_supervised(input=str(tmp_path / "train.txt"), minn=2, maxn=4, bucket=10_000, epoch=1, thread=1,
-                              verbose=0).save_model(out)
+    # a fresh interpreter: fastText trained several times in one process can end in "Encountered NaN"
+    code = ("import fasttext, sys; fasttext.train_supervised(input=sys.argv[1], minn=2, maxn=4, bucket=10000, epoch=1, "
+            "thread=1, verbose=0).save_model(sys.argv[2])")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "train.txt"), out], check=True)
     m = load_model(out)
     assert FastPredictor.for_model(m) is None
     texts = [p["text"] for p in make_pages(20, "hq", seed=9)]
