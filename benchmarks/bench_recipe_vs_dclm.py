@@ -20,7 +20,7 @@ text and url between the two. DCLM imports boto3 at module level for S3 only; wi
 stub module stands in for it (reported as `shims`). DCLM's run time is dominated by its pure-Python `uniseg`
 word splitting in massive_web_repetition_filters, so the uniseg version DCLM imported is reported and
 --dclm-pythonpath can put another one first on DCLM's path (0.7.2 and 0.10.1 split the same words);
-`steps_secs` gives each side's slowest steps from its own stats file. Prints one JSON object.
+`steps_secs` gives each side's slowest steps from its own stats file (last run). Prints one JSON object.
 """
 
 from __future__ import annotations
