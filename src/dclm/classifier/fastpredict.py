@@ -29,7 +29,7 @@ class FastPredictor:
         self.table, self.hashes = kernels.build_table(self.vocab, self.offsets)
         eos = kernels.EOS
         self.eos_id = words.index(eos) if eos in words else -1
-        self.eos_hash = kernels._fnv(np.frombuffer(eos, dtype=np.uint8), 0, len(eos))
+        self.eos_hash = kernels.fnv(np.frombuffer(eos, dtype=np.uint8), 0, len(eos))
         self.label = np.frombuffer(args.label.encode("utf-8"), dtype=np.uint8)
         self.nwords = len(words)
         self.bucket = int(args.bucket)

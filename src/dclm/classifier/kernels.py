@@ -62,18 +62,25 @@ def _prefetch_row(wi, row):
 
 
 @njit(cache=True, inline="always")
-def _is_space(c) -> bool:
+def is_space(c) -> bool:
+    """A fastText token separator (`Dictionary::readWord`)."""
     return c == 32 or c == 10 or c == 13 or c == 9 or c == 11 or c == 12 or c == 0
 
 
+@njit(cache=True, inline="always")
+def fnv_step(h, byte):
+    """One byte of fastText's FNV-1a (`Dictionary::hash`): the byte as a signed char, sign-extended to 32 bits."""
+    b = np.int64(byte)
+    if b >= 128:
+        b -= 256
+    return np.uint32((np.uint64(h) ^ (np.uint64(b) & _M32)) * np.uint64(_FNV_PRIME) & _M32)
+
+
 @njit(cache=True)
-def _fnv(buf, start, end) -> np.uint32:
+def fnv(buf, start, end) -> np.uint32:
     h = _FNV_OFFSET
     for i in range(start, end):
-        b = np.int64(buf[i])
-        if b >= 128:  # fastText hashes the byte as a signed char, sign-extended to 32 bits
-            b -= 256
-        h = np.uint32((np.uint64(h) ^ (np.uint64(b) & _M32)) * np.uint64(_FNV_PRIME) & _M32)
+        h = fnv_step(h, buf[i])
     return h
 
 
@@ -89,7 +96,7 @@ def build_table(vocab: np.ndarray, offsets: np.ndarray):
     hashes = np.empty(n, dtype=np.uint32)
     mask = size - 1
     for w in range(n):
-        h = _fnv(vocab, offsets[w], offsets[w + 1])
+        h = fnv(vocab, offsets[w], offsets[w + 1])
         hashes[w] = h
         slot = np.int64(h) & mask
         while table[slot] != -1:
@@ -99,7 +106,8 @@ def build_table(vocab: np.ndarray, offsets: np.ndarray):
 
 
 @njit(cache=True)
-def _lookup(buf, start, end, h, table, hashes, vocab, offsets) -> int:
+def lookup(buf, start, end, h, table, hashes, vocab, offsets) -> int:
+    """The id of the word buf[start:end] (hash h) in `build_table`'s table, or -1."""
     mask = len(table) - 1
     slot = np.int64(h) & mask
     length = end - start
@@ -144,16 +152,16 @@ def line_rows(buf, start, end, table, hashes, vocab, offsets, label, eos_id, eos
     i = start
     ended = False
     while i < end:
-        while i < end and _is_space(buf[i]):
+        while i < end and is_space(buf[i]):
             i += 1
         if i >= end:
             break
         j = i
-        while j < end and not _is_space(buf[j]):
+        while j < end and not is_space(buf[j]):
             j += 1
         if not _has_prefix(buf, i, j, label):
-            h = _fnv(buf, i, j)
-            w = _lookup(buf, i, j, h, table, hashes, vocab, offsets)
+            h = fnv(buf, i, j)
+            w = lookup(buf, i, j, h, table, hashes, vocab, offsets)
             if w >= 0:
                 rows[nrows] = w
                 nrows += 1

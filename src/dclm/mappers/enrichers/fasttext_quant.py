@@ -24,25 +24,12 @@ import struct
 import numpy as np
 from numba import njit
 
+from dclm.classifier.kernels import build_table, fnv, fnv_step, is_space, lookup
+
 _MAGIC = 793712314
 _KSUB = 256
 _FNV_OFFSET = np.uint32(2166136261)
-_FNV_PRIME = np.uint64(16777619)
-_M32 = np.uint64(0xFFFFFFFF)
 _LOSS_HS, _MODEL_SUP = 1, 3
-
-
-@njit(cache=True, inline="always")
-def _step(h, byte):
-    b = np.int64(byte)
-    if b >= 128:  # fastText hashes signed chars
-        b -= 256
-    return np.uint32(((np.uint64(h) ^ (np.uint64(b) & _M32)) * _FNV_PRIME) & _M32)
-
-
-@njit(cache=True, inline="always")
-def _is_space(c) -> bool:
-    return c == 32 or c == 10 or c == 13 or c == 9 or c == 11 or c == 12 or c == 0
 
 
 @njit(cache=True)
@@ -74,10 +61,10 @@ def _subwords(word, length, minn, maxn, bucket, prune_size, prune_map, nwords, o
         j = i
         n = 1
         while j < length and n <= maxn:
-            h = _step(h, word[j])
+            h = fnv_step(h, word[j])
             j += 1
             while j < length and (word[j] & 0xC0) == 0x80:
-                h = _step(h, word[j])
+                h = fnv_step(h, word[j])
                 j += 1
             if n >= minn and not (n == 1 and (i == 0 or j == length)):
                 b = np.int64(h % np.uint32(bucket))
@@ -122,48 +109,6 @@ def build_word_subwords(vocab, offsets, eos_id, minn, maxn, bucket, prune_size, 
 
 
 @njit(cache=True)
-def _lookup(buf, start, end, h, table, hashes, vocab, offsets):
-    mask = len(table) - 1
-    slot = np.int64(h) & mask
-    length = end - start
-    while True:
-        w = table[slot]
-        if w == -1:
-            return -1
-        if hashes[w] == h and offsets[w + 1] - offsets[w] == length:
-            o = offsets[w]
-            same = True
-            for k in range(length):
-                if vocab[o + k] != buf[start + k]:
-                    same = False
-                    break
-            if same:
-                return w
-        slot = (slot + 1) & mask
-
-
-@njit(cache=True)
-def build_table(vocab, offsets):
-    """Open-addressing table of word ids by FNV hash, and the hashes."""
-    n = len(offsets) - 1
-    size = 16
-    while size < 2 * n:
-        size *= 2
-    table = np.full(size, -1, dtype=np.int32)
-    hashes = np.empty(n, dtype=np.uint32)
-    for w in range(n):
-        h = _FNV_OFFSET
-        for i in range(offsets[w], offsets[w + 1]):
-            h = _step(h, vocab[i])
-        hashes[w] = h
-        slot = np.int64(h) & (size - 1)
-        while table[slot] != -1:
-            slot = (slot + 1) & (size - 1)
-        table[slot] = w
-    return table, hashes
-
-
-@njit(cache=True)
 def _dot(wo, hidden, row):
     """`DenseMatrix::dotRow`: a sequential float32 sum."""
     d = np.float32(0.0)
@@ -204,12 +149,12 @@ def predict_lines(buf, starts, ends, table, hashes, vocab, offsets, sub_off, sub
         end = ends[k]
         ended = False
         while True:
-            while i < end and _is_space(buf[i]):
+            while i < end and is_space(buf[i]):
                 i += 1
             if i >= end:
                 break
             j = i
-            while j < end and not _is_space(buf[j]):
+            while j < end and not is_space(buf[j]):
                 j += 1
             is_label = j - i >= len(label)
             if is_label:
@@ -219,10 +164,8 @@ def predict_lines(buf, starts, ends, table, hashes, vocab, offsets, sub_off, sub
                         break
             eos = j - i == 4 and buf[i] == 60 and buf[i + 1] == 47 and buf[i + 2] == 115 and buf[i + 3] == 62
             if not is_label:
-                h = _FNV_OFFSET
-                for q in range(i, j):
-                    h = _step(h, buf[q])
-                w = _lookup(buf, i, j, h, table, hashes, vocab, offsets)
+                h = fnv(buf, i, j)
+                w = lookup(buf, i, j, h, table, hashes, vocab, offsets)
                 if w >= 0:
                     for r in range(sub_off[w], sub_off[w + 1]):
                         _add_row(hidden, sub_ids[r], codes, centroids, nsubq, dsub, lastdsub, qnorm, norm_codes,
