@@ -8,8 +8,8 @@ Pages come from dclm.demo.webpages (seeded). The recipe's steps run through the 
 setup is reported apart, as `setup_secs`). Banlists and the TLD list are read from --banlists (default
 ../shared/dclm_reference, else the dclm asset cache); the curated domain banlist, an external asset, is
 replaced by a small generated one. Wall-clock pages/s is the headline; pages per CPU-second is printed
-beside it because the machine may be shared (see load_avg_1m). DCLM's own implementation ran this recipe at about 183 pages/s
-single-process on this machine kind (issue 4). Prints one JSON object.
+beside it because the machine may be shared (see load_avg_1m). The comparison with DCLM's own processor, whole
+command against whole command in the same run, is benchmarks/bench_recipe_vs_dclm.py. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -111,8 +111,6 @@ def main() -> int:
         "errors": errors,
         "secs": round(secs, 3),
         "pages_per_s": round(args.pages / secs, 1),
-        "dclm_reference_pages_per_s": 183,
-        "speedup_vs_dclm": round(args.pages / secs / 183, 2),
         "cpu_secs": round(cpu, 3),
         "pages_per_cpu_s": round(args.pages / cpu, 1),
         "setup_secs": round(setup, 3),

@@ -45,7 +45,7 @@ def trained(task_dir, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("model") / "quality.bin"
     card = train_classifier([str(task_dir / "positive")], [str(task_dir / "negative")], str(out),
-                            params=FastTextParams(bucket=50_000), valid_fraction=0.2)
+                            params=FastTextParams(bucket=50_000), valid_fraction=0.2).card
     return str(out), card
 
 

@@ -28,8 +28,16 @@ def _all_scores(attrs):
     return scores
 
 
+def _report(config):
+    """select_pages' report dict, after checking that the result's fields repeat it."""
+    result = select_pages(config)
+    for name in ("pages", "scored_pages", "unscored_pages", "kept_pages", "threshold", "output"):
+        assert getattr(result, name) == result.report[name]
+    return result.report
+
+
 def test_keep_top_fraction_keeps_ten_percent_and_reports_threshold(attrs, eval_shards, tmp_path):
-    rep = select_pages(SelectConfig(attributes=str(attrs), keep_top_fraction=0.1, inputs=[str(eval_shards)],
+    rep = _report(SelectConfig(attributes=str(attrs), keep_top_fraction=0.1, inputs=[str(eval_shards)],
                                     output=str(tmp_path / "kept"), progress=False))
     scored = rep["scored_pages"]
     assert scored == 801 and rep["unscored_pages"] == 2
@@ -50,7 +58,7 @@ def test_keep_top_fraction_keeps_ten_percent_and_reports_threshold(attrs, eval_s
 def test_threshold_is_dclm_quality_filter(attrs, eval_shards, tmp_path):
     scores = _all_scores(attrs)
     t = sorted(scores)[len(scores) // 2]
-    rep = select_pages(SelectConfig(attributes=str(attrs), threshold=t, inputs=[str(eval_shards)],
+    rep = _report(SelectConfig(attributes=str(attrs), threshold=t, inputs=[str(eval_shards)],
                                     output=str(tmp_path), progress=False, add_score=False))
     assert rep["kept_pages"] == sum(s >= t for s in scores)
     kept = read_pages(str(tmp_path / "CC" / "sub" / "part-1.jsonl"))
@@ -60,17 +68,17 @@ def test_threshold_is_dclm_quality_filter(attrs, eval_shards, tmp_path):
 def test_rethresholding_reads_only_sidecars(attrs, eval_shards, tmp_path, monkeypatch):
     import dclm.classifier.select as sel
 
-    full = select_pages(SelectConfig(attributes=str(attrs), keep_top_fraction=0.25, inputs=[str(eval_shards)],
+    full = _report(SelectConfig(attributes=str(attrs), keep_top_fraction=0.25, inputs=[str(eval_shards)],
                                      progress=False))
     read = []
     real = sel.iter_pages
     monkeypatch.setattr(sel, "iter_pages", lambda url, *a, **k: read.append(url) or real(url, *a, **k))
-    alone = select_pages(SelectConfig(attributes=str(attrs), keep_top_fraction=0.25, progress=False,
+    alone = _report(SelectConfig(attributes=str(attrs), keep_top_fraction=0.25, progress=False,
                                       report=str(tmp_path / "r.json")))
     assert read and all(url.startswith(str(attrs)) for url in read)
     assert alone["kept_pages"] == full["kept_pages"] and alone["threshold"] == full["threshold"]
     assert alone["key"] == KEY and (tmp_path / "r.json").exists()
-    same = select_pages(SelectConfig(attributes=str(attrs), threshold=full["threshold"], progress=False))
+    same = _report(SelectConfig(attributes=str(attrs), threshold=full["threshold"], progress=False))
     assert same["kept_pages"] >= full["kept_pages"]
 
 

@@ -38,19 +38,19 @@ def test_model_card(trained):
 def test_same_seed_same_model(task_dir, tmp_path):
     kw = dict(params=SMALL, max_examples_per_class=300, valid_fraction=0.1)
     pos, neg = [str(task_dir / "positive")], [str(task_dir / "negative")]
-    a = train_classifier(pos, neg, str(tmp_path / "a.bin"), **kw)
-    b = train_classifier(pos, neg, str(tmp_path / "b.bin"), **kw)
+    a = train_classifier(pos, neg, str(tmp_path / "a.bin"), **kw).card
+    b = train_classifier(pos, neg, str(tmp_path / "b.bin"), **kw).card
     assert a["model_sha256"] == b["model_sha256"]
     texts = [p["text"] for p in make_pages(50, "hq", seed=99) + make_pages(50, "cc", seed=99)]
     assert hq_probs(load_model(str(tmp_path / "a.bin")), texts) == hq_probs(load_model(str(tmp_path / "b.bin")), texts)
     c = train_classifier(pos, neg, str(tmp_path / "c.bin"), params=FastTextParams(bucket=50_000, seed=7),
-                         max_examples_per_class=300, valid_fraction=0.1)
+                         max_examples_per_class=300, valid_fraction=0.1).card
     assert c["model_sha256"] != a["model_sha256"]
 
 
 def test_sampling_limits(task_dir, tmp_path):
     card = train_classifier([str(task_dir / "positive")], [str(task_dir / "negative")], str(tmp_path / "m.bin"),
-                            params=SMALL, max_examples_per_class=200, negative_sample=120)
+                            params=SMALL, max_examples_per_class=200, negative_sample=120).card
     assert card["positive"]["examples"] == 200 and card["positive"]["eligible_pages"] == 1000
     assert card["negative"]["examples"] == 120 and card["negative"]["sampled"]
     assert card["valid_metrics"] is None and card["train_examples"] == 320
@@ -91,5 +91,15 @@ def test_inputs_with_the_same_file_names_are_all_read(tmp_path, task_dir):
     write_pages(str(tmp_path / "x" / "a.jsonl"), make_pages(30, "hq", seed=1))
     write_pages(str(tmp_path / "y" / "a.jsonl"), make_pages(20, "hq", seed=2))
     card = train_classifier([str(tmp_path / "x"), str(tmp_path / "y"), str(tmp_path / "x" / "a.jsonl")],
-                            [str(task_dir / "negative")], str(tmp_path / "m.bin"), params=SMALL, negative_sample=50)
+                            [str(task_dir / "negative")], str(tmp_path / "m.bin"), params=SMALL, negative_sample=50).card
     assert card["positive"]["shards"] == 2 and card["positive"]["examples"] == 50
+
+
+def test_result_carries_the_card(task_dir, tmp_path):
+    out = str(tmp_path / "m.bin")
+    result = train_classifier([str(task_dir / "positive")], [str(task_dir / "negative")], out, params=SMALL,
+                              max_examples_per_class=100, valid_fraction=0.2)
+    assert result.model == out and result.card_path == card_path(out)
+    assert json.loads(open(result.card_path).read()) == result.card
+    assert (result.positive_examples, result.negative_examples, result.train_examples + result.valid_examples) == (100, 100, 200)
+    assert result.valid_metrics == result.card["valid_metrics"] and result.valid_metrics["examples"] == 40

@@ -88,19 +88,19 @@ def _register_select(verbs) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from dclm.classifier.train import FastTextParams, card_path, train_classifier
+    from dclm.classifier.train import FastTextParams, train_classifier
 
     params = FastTextParams(lr=args.lr, dim=args.dim, ws=args.ws, epoch=args.epoch, minCount=args.min_count,
                             wordNgrams=args.word_ngrams, bucket=args.bucket, thread=args.threads, seed=args.seed)
-    card = train_classifier(
+    result = train_classifier(
         args.positive, args.negative, args.output, params=params,
         max_examples_per_class=args.max_examples_per_class, negative_sample=args.negative_sample,
         valid_fraction=args.valid_fraction, text_key=args.text_key, verbose=0 if args.no_progress or args.quiet else 2,
     )
     if not args.quiet:
-        print(f"model: {args.output} ({card['positive']['examples']} positive, {card['negative']['examples']} negative, "
-              f"{card['train_examples']} trained on); card: {card_path(args.output)}")
-        m = card["valid_metrics"]
+        print(f"model: {args.output} ({result.positive_examples} positive, {result.negative_examples} negative, "
+              f"{result.train_examples} trained on); card: {result.card_path}")
+        m = result.valid_metrics
         if m:
             print(f"held out {m['examples']}: ROC-AUC {m['roc_auc']}, precision {m['precision']}, recall {m['recall']}")
     return 0
@@ -128,10 +128,10 @@ def _select(args: argparse.Namespace) -> int:
     from dclm.classifier.select import select_pages
     from dclm.runtime.config import config_from_args
 
-    report = select_pages(config_from_args(SelectConfig, args, progress=args.progress and not args.quiet))
+    result = select_pages(config_from_args(SelectConfig, args, progress=args.progress and not args.quiet))
     if not args.output and not args.report:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(result.report, indent=2))
     elif not args.quiet:
-        print(f"kept {report['kept_pages']} of {report['scored_pages']} scored pages "
-              f"(threshold {report['threshold']}, {report['unscored_pages']} unscored)")
+        print(f"kept {result.kept_pages} of {result.scored_pages} scored pages "
+              f"(threshold {result.threshold}, {result.unscored_pages} unscored)")
     return 0

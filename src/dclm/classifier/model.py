@@ -4,8 +4,9 @@
 `classify_fasttext_hq_prob_enricher` and the held-out metrics of `dclm classifier train` all call it, so
 their scores are identical. It follows DCLM's `classify_fasttext_hq_prob` exactly: the text is joined to
 one line with `" ".join(text.strip().splitlines())`, fastText predicts the top-1 label, and the score is
-1 - p when that label is `__label__cc`, else p. Scoring is batched through fastText's `predict(list)`,
-which runs the same C++ `predictLine` as the single-string call.
+1 - p when that label is `__label__cc`, else p. Scoring is batched: through the numba kernels of
+`kernels.py` (which redo fastText's `predictLine` bit for bit) for the models DCLM trains, else through
+fastText's `predict(list)`, which runs the same C++ `predictLine` as the single-string call.
 """
 
 from __future__ import annotations
@@ -70,8 +71,35 @@ def load_model(path: str):
 
 
 def hq_probs(model, texts: Sequence[str]) -> list[float]:
-    """P(hq) for each text, by DCLM's rule, in one batched fastText call."""
+    """P(hq) for each text, by DCLM's rule: through the compiled fast path (src/dclm/classifier/fastpredict.py)
+    where the model allows it, else through fastText's batched `predict`; both give the same bits."""
+    from dclm.classifier.fastpredict import FastPredictor
+
     lines = [preprocess(t) for t in texts]
+    if not lines:
+        return []
+    predictor = FastPredictor.for_model(model)
+    if predictor is None:
+        return _fasttext_hq_probs(model, lines)
+    try:
+        best, probs, status = predictor.predict(lines)
+    except UnicodeEncodeError:  # a lone surrogate: let fastText fail on it as it always has
+        return _fasttext_hq_probs(model, lines)
+    cc = predictor.labels.index(CC_LABEL) if CC_LABEL in predictor.labels else -1
+    out = [1.0 - p if b == cc else p for b, p in zip(best.tolist(), probs.astype(float).tolist())]
+    undecided = [i for i, s in enumerate(status.tolist()) if s]
+    if undecided:
+        for i, p in zip(undecided, _fasttext_hq_probs(model, [lines[i] for i in undecided])):
+            out[i] = p
+    return out
+
+
+def plain_hq_probs(model, texts: Sequence[str]) -> list[float]:
+    """The plain twin of `hq_probs`: fastText's own batched `predict` for every text."""
+    return _fasttext_hq_probs(model, [preprocess(t) for t in texts])
+
+
+def _fasttext_hq_probs(model, lines: list[str]) -> list[float]:
     if not lines:
         return []
     labels, probs = model.predict(lines, k=1)

