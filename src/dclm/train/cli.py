@@ -48,7 +48,9 @@ def _run(ns) -> int:
 
     if int(os.environ.get("RANK", "0")):
         return 0
-    curve = r.losses if len(r.losses) <= 12 else r.losses[:: max(1, len(r.losses) // 12)] + r.losses[-1:]
+    curve = r.losses if len(r.losses) <= 12 else r.losses[:: max(1, len(r.losses) // 12)]
+    if r.losses and curve[-1] != r.losses[-1]:
+        curve.append(r.losses[-1])
     print("loss: " + "  ".join(f"{s}:{v:.3f}" for s, v in curve))
     mfu = f", MFU {100 * r.mfu:.1f}%" if r.mfu is not None else ""
     print(f"steps {r.steps}/{r.total_steps}, {r.tokens:,} tokens in {r.seconds:.1f} s ({r.tokens_per_s:,.0f} tok/s{mfu})")
