@@ -3,7 +3,7 @@
     crawl (seeded web pages written as WARC responses, with non-HTML and empty records) -> extract
     arm raw:            tokenize -> train -> eval
     arm dclm-baseline:  heuristics (the DCLM-Baseline RefinedWeb recipe) -> dedup (BFF old-both, 13-grams)
-                        -> quality (fastText trained on held-aside clean explanations vs the pool, top share)
+                        -> quality (fastText trained on held-aside clean articles vs the pool, top share)
                         -> tokenize -> train -> eval
 Both arms train the same `smoke`-scale model on the same number of tokens with a BPE trained on the pool, and
 are scored on held-out clean articles (perplexity), the prompts below, and the ICL suite when
@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -77,24 +76,6 @@ def _demo_recipe(out: Path, asset_paths: dict[str, str], lid_path: str) -> Path:
     return path
 
 
-def _explanations(n: int, seed: int) -> list[dict]:
-    """Positive examples for the quality classifier: ELI5-style question/answer texts."""
-    from dclm.demo import webpages as w
-
-    rng = random.Random(f"positives:{seed}")
-    docs = []
-    for i in range(n):
-        noun, other = rng.choice(w.NOUNS), rng.choice(w.NOUNS)
-        lines = [f"Question: Why does a {noun} need a {other}? Explain like I'm five."]
-        for _ in range(rng.randint(3, 6)):
-            lines.append(f"Think of a {rng.choice(w.NOUNS)} that {rng.choice(w.VERBS)} a {rng.choice(w.ADJECTIVES)} "
-                         f"{rng.choice(w.NOUNS)}. Because the {noun} {rng.choice(w.VERBS)} the {other}, it "
-                         f"{rng.choice(w.ADVERBS)} {rng.choice(w.VERBS)} what the {rng.choice(w.NOUNS)} needs.")
-        lines.append(f"So the short answer is that the {noun} and the {other} work together.")
-        docs.append({"text": "\n".join(lines), "id": f"eli5-{i}"})
-    return docs
-
-
 # pages in the crawl, training tokens per arm (steps x 16 sequences x 128 tokens), held-out articles
 SIZES = {"small": {"pages": 500, "tokens": 16 * 128 * 50, "heldout": 50},
          "default": {"pages": 2000, "tokens": 16 * 128 * 300, "heldout": 200}}
@@ -131,9 +112,9 @@ def build_inputs(cfg: DemoConfig, out: Path) -> dict:
         plant_duplicates(pages, 0.1, cfg.seed)
         for k in range(4):
             write_warc(str(crawl / f"CC-DEMO-{k:05d}.warc.gz"), pages[k::4], seed=cfg.seed)
-    positives = inputs / "positives" / "eli5_style.jsonl.zst"
-    if not positives.exists():
-        write_pages(str(positives), _explanations(400, cfg.seed))
+    positives = inputs / "positives" / "clean_articles.jsonl.zst"
+    if not positives.exists():  # held-aside clean prose: a seed of its own, disjoint from the held-out text
+        write_pages(str(positives), clean_articles(400, cfg.seed + 2))
     heldout = inputs / "heldout" / "clean_articles.jsonl.zst"
     if not heldout.exists():
         write_pages(str(heldout), clean_articles(size["heldout"], cfg.seed + 1))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import html
 import io
+import os
 import random
 
 _NAV_MAX_WORDS = 3
@@ -42,7 +43,7 @@ def write_warc(path: str, pages: list[dict], seed: int, non_html: float = 0.03, 
     """Write `pages` (with some non-HTML and empty records mixed in) as one .warc.gz; returns the counts."""
     from dclm.io import atomic_open
 
-    rng = random.Random(f"warc:{seed}:{path}")
+    rng = random.Random(f"warc:{seed}:{os.path.basename(path)}")  # not the folder: same crawl wherever it is written
     counts = {"pages": 0, "non_html": 0, "empty": 0}
     out = [_record({"WARC-Type": "warcinfo", "WARC-Record-ID": f"<urn:uuid:{_uuid(rng)}>",
                     "WARC-Date": "2019-04-18T00:00:00Z", "Content-Type": "application/warc-fields"},
