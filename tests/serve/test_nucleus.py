@@ -11,10 +11,11 @@ def _twin_probs(logits, p):
     return filter_top_p(logits[None], p)[0].softmax(-1)
 
 
-@pytest.mark.parametrize("top_p", [0.3, 0.8, 0.95, 1.0])
-def test_draws_follow_the_twins_nucleus_distribution(top_p):
+@pytest.mark.parametrize("top_p,scale", [(0.3, 2.0), (0.8, 2.0), (0.95, 2.0), (1.0, 2.0), (0.05, 0.1)])
+def test_draws_follow_the_twins_nucleus_distribution(top_p, scale):
+    """(0.05, 0.1): a small nucleus of a flat distribution, where most rows take the sorting fallback."""
     torch.manual_seed(0)
-    logits = torch.randn(40) * 2
+    logits = torch.randn(40) * scale
     want = _twin_probs(logits, top_p)
     n = 20000
     probs = logits.softmax(-1)[None].expand(n, -1).contiguous()

@@ -33,12 +33,14 @@ def sample_rows(logits: torch.Tensor, seen: torch.Tensor, rows: Sequence[int], p
     for members in groups.values():
         p = params[members[0]]
         idx = torch.tensor([rows[i] for i in members], device=logits.device)
-        group = apply_repetition_penalty(logits[idx], seen[idx], p.repetition_penalty)
+        group = logits.index_select(0, idx)  # a copy: changed in place below
+        if p.repetition_penalty != 1.0:
+            group = apply_repetition_penalty(group, seen.index_select(0, idx), p.repetition_penalty)
         if p.greedy:
             for i, t in zip(members, group.argmax(-1).tolist()):
                 out[i] = t
             continue
-        probs = filter_top_k(group / p.temperature, p.top_k).softmax(-1)
+        probs = filter_top_k(group.div_(p.temperature), p.top_k).softmax(-1)
         for i, t in zip(members, sample_nucleus(probs, p.top_p, [generators[i] for i in members])):
             out[i] = t
     return out
