@@ -20,11 +20,13 @@ from dclm.runtime.config import ConfigError
 # verb modules, in the order `dclm --help` lists them
 VERB_MODULES = (
     "dclm.demo.cli",
+    "dclm.experiment.cli",
     "dclm.extract.cli",
     "dclm.process.cli",
     "dclm.dedup.cli",
     "dclm.classifier.cli",
     "dclm.tokenize.cli",
+    "dclm.train.cli",
     "dclm.generate.cli",
     "dclm.convert.cli",
     "dclm.export.cli",

@@ -21,6 +21,7 @@ EXTRA_OF_MODULE = {
     "gguf": "export",
     "onnx": "onnx", "onnxruntime": "onnx",
     "llama_cpp": "llamacpp",
+    "matplotlib": "report",
     "lm_eval": "lmeval",
     "peft": "finetune",
     "fastapi": "serve", "uvicorn": "serve", "sse_starlette": "serve",

@@ -1,6 +1,6 @@
 """bff remove types with hand-derived expectations (3-gram windows, min 2 tokens unless stated)."""
 
-import orjson
+from dclm.runtime.rejects import read_rejects
 
 
 def _t(pages):
@@ -115,12 +115,15 @@ def test_output_keys_sorted_blank_docs_omitted_files_skipped_and_rejects(bff, tm
     raw = (tmp_path / "out" / "a.jsonl").read_bytes()
     assert raw == b'{"id":7,"text":"a b c","z":1}\n'
     assert out["b.jsonl"] is None  # its only document was removed: no file is written
-    assert stats["docs_in"] == 3 and stats["docs_out"] == 1 and stats["rejects"] == 2
-    rejects = [orjson.loads(x) for x in (tmp_path / "out/_rejects/a.jsonl.rejects").read_bytes().splitlines()]
+    assert stats.docs_in == 3 and stats.docs_out == 1 and stats.rejects == 2
+    rejects = read_rejects(str(tmp_path / "out"))
     assert [r["reason"].split(":")[0] for r in rejects] == ["malformed JSON", "'text' is a list, bff needs a string"]
+    assert [(r["stage"], r["step"], r["line"]) for r in rejects] == [("dedup bff", None, 3), ("dedup bff", None, None)]
+    assert rejects[0]["record"] == "not json" and rejects[1]["record"] == {"text": ["a list"]}
+    assert all(r["file"].endswith("in/a.jsonl") for r in rejects)
 
 
 def test_no_update_leaves_filter_unchanged(bff):
     docs = [{"text": "a b c d"}, {"text": "a b c d"}]
-    out, stats = bff({"f.jsonl": docs}, remove_type="paragraph", no_update_bloom_filter=True)
-    assert _t(out["f.jsonl"]) == ["a b c d", "a b c d"] and stats["filter_fill"] == 0
+    out, stats = bff({"f.jsonl": docs}, remove_type="paragraph", update_bloom_filter=False)
+    assert _t(out["f.jsonl"]) == ["a b c d", "a b c d"] and stats.filter_fill == 0

@@ -7,20 +7,20 @@ import orjson
 import pytest
 
 from dclm.cli import main
-from dclm.dedup import kernels
-from dclm.dedup.bloom import BloomFilter, compute_bloom_size, optimal_number_of_hashers, prob_of_false_positive, sysreq
-from dclm.dedup.hashing import Seeds
+from dclm.dedup.bff import kernels
+from dclm.dedup.bff.bloom import BloomFilter, compute_bloom_size, optimal_number_of_hashers, prob_of_false_positive, sysreq
+from dclm.dedup.bff.hashing import Seeds
 from dclm.errors import DclmError
 
 
 def test_sysreq_follows_bffs_formulas():
     req = sysreq(1_000_000_000, 0.01)
     # the optimum is n·ln(1/p)/ln(2)^2 bits = 1.198e9 bytes with ceil(9.59·ln 2) = 7 hashers
-    assert abs(req["bytes"] - 1.198e9) / 1.198e9 < 0.002 and req["num_hashers"] == 7
+    assert abs(req.bytes - 1.198e9) / 1.198e9 < 0.002 and req.num_hashers == 7
     size = compute_bloom_size(0.01, 10_000)
     assert prob_of_false_positive(size + 2, 10_000, optimal_number_of_hashers(size + 2, 10_000)) <= 0.01
     assert prob_of_false_positive(size // 2, 10_000, optimal_number_of_hashers(size // 2, 10_000)) > 0.01
-    assert sysreq(10_000, 0.01, num_hashers=3)["num_hashers"] == 3
+    assert sysreq(10_000, 0.01, num_hashers=3).num_hashers == 3
     with pytest.raises(DclmError):
         sysreq(0, 0.01)
 
@@ -73,10 +73,10 @@ def test_cli_bff_and_exact(tmp_path, capsys):
     (inp / "s.jsonl").write_bytes(b"".join(orjson.dumps(p) + b"\n" for p in pages))
     rc = main(["-q", "dedup", "bff", "--inputs", str(inp), "--output-directory", str(tmp_path / "o"),
                "--expected-ngram-count", "1000", "--fp-rate", "0.001", "--min-ngram-size", "3", "--max-ngram-size", "3",
-               "--remove-type", "old-both", "--no-progress-bar", "--json"])
+               "--remove-type", "old-both", "--no-progress-bar", "-t", "1", "--json"])  # bff's own flag names
     assert rc == 0
     stats = json.loads(capsys.readouterr().out)
-    assert (stats["docs_in"], stats["docs_out"]) == (3, 2)
+    assert (stats["docs_in"], stats["docs_out"], stats["workers"], stats["shards"]) == (3, 2, 1, 1)
     rc = main(["dedup", "exact", "--inputs", str(inp), "--output-directory", str(tmp_path / "e"), "--key", "url",
                "--normalize", "normalize_url"])
     assert rc == 0

@@ -5,12 +5,13 @@ import random
 
 import pytest
 
-from dclm.dedup import reference
-from dclm.dedup.bloom import sysreq
-from dclm.dedup.hashing import Seeds
-from dclm.dedup.reference import BloomTwin, SetFilter, process_page
+from dclm.dedup.bff import reference
+from dclm.dedup.bff.bloom import sysreq
+from dclm.dedup.bff.config import REMOVE_TYPES
+from dclm.dedup.bff.hashing import Seeds
+from dclm.dedup.bff.reference import BloomTwin, SetFilter, process_page
 
-MODES = ["paragraph", "document", "both", "naive-both", "old-both", "substring", "exact"]
+MODES = list(REMOVE_TYPES)
 
 
 def _corpus(seed, n_docs, vocab=300, extra=("é", "日本", "🙂", "don't", "3.14", ",", ".")):
@@ -25,17 +26,23 @@ def _corpus(seed, n_docs, vocab=300, extra=("é", "日本", "🙂", "don't", "3.
     return docs
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_fast_path_equals_python_twin_bit_for_bit(bff, mode):
+# every remove type at bff's default threshold and at a low one; substring also without fuzzy merging
+# (threshold 1) and with every run removed (seqlen 0)
+CASES = [(m, 0.8, 5) for m in MODES] + [(m, 0.5, 2) for m in MODES] + [("substring", 1.0, 5), ("substring", 0.8, 0)]
+
+
+@pytest.mark.parametrize("mode,threshold,seqlen", CASES)
+def test_fast_path_equals_python_twin_bit_for_bit(bff, mode, threshold, seqlen):
     docs = _corpus(0, 120)
     files = {"a.jsonl": docs[:60], "sub/b.jsonl": docs[60:]}
     req = sysreq(5000, 0.05)  # a small, busy filter so false positives occur and must agree too
     for annotate in (False, True):
         out, _ = bff(files, out=f"o{annotate}", remove_type=mode, annotate=annotate, expected_ngram_count=5000,
-                     fp_rate=0.05, substr_seqlen=5)
-        twin = BloomTwin(req["words"] * 64, req["num_hashers"], Seeds.from_seed(0))
+                     fp_rate=0.05, substr_seqlen=seqlen, filtering_threshold=threshold)
+        twin = BloomTwin(req.words * 64, req.num_hashers, Seeds.from_seed(0))
         for name in ("a.jsonl", "sub/b.jsonl"):
-            want = [p for d in files[name] if (p := process_page(dict(d), twin, mode, 2, 3, 0.8, 5, True, annotate))]
+            want = [p for d in files[name]
+                    if (p := process_page(dict(d), twin, mode, 2, 3, threshold, seqlen, True, annotate))]
             assert (out[name] or []) == want, (mode, annotate, name)
 
 
@@ -70,13 +77,13 @@ def test_decisions_equal_an_exact_set_implementation(bff, monkeypatch, mode, n):
     # the exact reference tokenises with uniseg (an independent UAX #29 implementation) and a Python set
     monkeypatch.setattr(reference, "tokenize", lambda t: [w for w in words(t) if not reference.is_blank(w)])
     if mode == "both":
-        from dclm.dedup import segment
+        from dclm.dedup.bff import segment
         monkeypatch.setattr(reference, "tokenize_with_offsets", segment.tokenize_with_offsets)
     exact = SetFilter()
     for name in ("a.jsonl", "b.jsonl"):
         want = [p for d in files[name] if (p := process_page(dict(d), exact, mode, n, n, 0.8))]
         assert out[name] == want
-    assert stats["docs_out"] < stats["docs_in"] - 50  # the planted duplicates were found
+    assert stats.docs_out < stats.docs_in - 50  # the planted duplicates were found
 
 
 def test_outputs_do_not_depend_on_thread_count(bff, tmp_path):
@@ -84,12 +91,12 @@ def test_outputs_do_not_depend_on_thread_count(bff, tmp_path):
     files = {f"d{i // 40}/f{i}.jsonl": docs[i:i + 10] for i in range(0, 300, 10)}
     runs = {}
     for t in (1, 2, 3):
-        out, stats = bff(files, out=f"t{t}", remove_type="old-both", threads=t, bloom_filter_file=str(tmp_path / f"f{t}"))
-        assert stats["threads"] == t
+        out, stats = bff(files, out=f"t{t}", remove_type="old-both", workers=t, bloom_filter_file=str(tmp_path / f"f{t}"))
+        assert stats.workers == t
         runs[t] = {name: (tmp_path / f"t{t}" / name).read_bytes() if pages is not None else None for name, pages in out.items()}
         runs[t]["filter"] = (tmp_path / f"f{t}").read_bytes()  # the shared-memory filter is saved by the parent
     assert runs[1] == runs[2] == runs[3]
-    shuffled = [bff(files, out=f"s{k}", remove_type="old-both", threads=2, shuffle_files=5)[0] for k in (1, 2)]
+    shuffled = [bff(files, out=f"s{k}", remove_type="old-both", workers=2, shuffle_files=5)[0] for k in (1, 2)]
     assert shuffled[0] == shuffled[1] and shuffled[0] != bff(files, out="s0", remove_type="old-both")[0]
 
 

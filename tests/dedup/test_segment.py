@@ -5,8 +5,8 @@ import random
 import numpy as np
 import pytest
 
-from dclm.dedup import hashing, kernels
-from dclm.dedup.segment import property_table, split_word_bounds, tokenize, tokenize_with_offsets
+from dclm.dedup.bff import hashing, kernels
+from dclm.dedup.bff.segment import property_table, split_word_bounds, tokenize, tokenize_with_offsets
 
 uniseg_words = pytest.importorskip("uniseg.wordbreak").words
 
@@ -80,7 +80,7 @@ def test_cjk_text_with_a_token_per_character_fits():
 
 
 def test_property_table_cache_equals_fresh_build():
-    from dclm.dedup.segment import _build_property_table
+    from dclm.dedup.bff.segment import _build_property_table
 
     table = property_table()  # loaded from (or written to) the __pycache__ copy
     assert not table.flags.writeable

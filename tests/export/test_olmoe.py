@@ -11,9 +11,13 @@ from dclm.errors import DclmError
 from dclm.export import olmoe
 from dclm.export.source import open_checkpoint
 from dclm.model import save_model
-from dclm.model.openlm import rotate_half
 
 from .conftest import perturbed_tiny
+
+
+def rotate_half(x):
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
 
 
 def rms_norm(x, w, eps):

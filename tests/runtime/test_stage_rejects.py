@@ -63,8 +63,8 @@ def test_dedup_exact(tmp_path):
     stats = run_exact_dedup(ExactDedupConfig(inputs=[str(tmp_path / "in")], output_directory=str(tmp_path / "out"),
                                              workers=1, progress=False))
     rejected = _check(read_rejects(str(tmp_path / "out")), "dedup exact", "in/a.jsonl", 2)
-    assert stats["pages_removed"] > 0 and stats["pages_out"] + stats["pages_removed"] + rejected == n_lines
-    assert len(read_pages(str(tmp_path / "out/a.jsonl"))) == stats["pages_out"]
+    assert stats.pages_removed > 0 and stats.pages_out + stats.pages_removed + rejected == n_lines
+    assert len(read_pages(str(tmp_path / "out/a.jsonl"))) == stats.pages_out
 
 
 def test_classifier_score(tmp_path):

@@ -301,6 +301,24 @@ class ExactDedupConfig(Execution):
                             self.selection_reverse)
 
 
+@dataclass(frozen=True)
+class ExactDedupResult:
+    """Counts of a `dclm dedup exact` run: pages and content units in, out and removed."""
+
+    pages_in: int
+    pages_out: int
+    pages_removed: int
+    pages_modified: int    # pages that lost some but not all of their units
+    units_in: int
+    units_out: int
+    units_removed: int
+    pages_missing_key: int  # kept untouched
+    files: int
+    files_written: int
+    rejects: int           # unreadable lines, in `<output_directory>/_rejects/`
+    secs: float
+
+
 STAGE = "dedup exact"
 
 
@@ -346,14 +364,13 @@ def _filter_shard(job: _FilterJob) -> tuple[int, int]:
     return len(kept), modified
 
 
-def run_exact_dedup(config: ExactDedupConfig) -> dict:
+def run_exact_dedup(config: ExactDedupConfig) -> ExactDedupResult:
     """`dclm dedup exact`: read every shard twice (hash, then filter) and mirror it into `output_directory`.
 
     Both passes run one job per shard through the shared runner (process pool or Ray); the driver merges
     the digests in shard order, so the kept copy never depends on `workers` or the engine. Memory holds
     one digest and position per distinct unit plus one shard's digests in flight, never the pages.
     Unreadable lines go to `<output_directory>/_rejects/<shard>.jsonl` (src/dclm/runtime/rejects.py).
-    Returns the stats (counts of pages and units in, out and removed).
     """
     import time
 
@@ -376,7 +393,6 @@ def run_exact_dedup(config: ExactDedupConfig) -> dict:
     winners = dd.winners()
     filtered = config.run(_filter_shard, [_FilterJob(settings, shard, out_root, frozenset(winners.get(s, ())))
                                           for s, shard in enumerate(shards)], desc="exact dedup: filter")
-    stats = _stats(dd, sum(k for k, _ in filtered), sum(m for _, m in filtered))
-    stats.update(files=len(shards), files_written=len(filtered), rejects=rejects,
-                 secs=round(time.perf_counter() - t0, 3))
-    return stats
+    return ExactDedupResult(**_stats(dd, sum(k for k, _ in filtered), sum(m for _, m in filtered)),
+                            files=len(shards), files_written=len(filtered), rejects=rejects,
+                            secs=round(time.perf_counter() - t0, 3))

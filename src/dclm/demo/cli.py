@@ -1,4 +1,4 @@
-"""`dclm demo`: the main job on the embedded sample."""
+"""`dclm demo`: `dclm experiment` on the embedded spec and crawl."""
 
 from __future__ import annotations
 
@@ -6,30 +6,27 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from dclm.demo.run import DemoConfig
+    from dclm.runtime.config import add_config_arguments
+
     p = sub.add_parser(
         "demo",
-        help="run the whole curation loop on an embedded sample of web pages",
-        description="Generate a seeded sample of web pages in DCLM-Pool layout and run every dclm stage on it: "
-        "the DCLM-Baseline heuristics, BFF dedup, fastText quality filtering, tokenize-shuffle and the open_lm "
-        "model. Writes each stage's output and summary.json under --output; rerunning resumes.",
+        help="the whole DCLM experiment on an embedded crawl: raw vs DCLM-Baseline-curated, trained and evaluated",
+        description="Build a seeded crawl of web-like pages (WARC), extract it, and compare two arms trained on "
+        "the same tokens: the raw pool, and the pool curated as DCLM-Baseline (heuristics, BFF dedup, fastText "
+        "top share). Writes every stage under --output, summary.json and report.html; rerunning resumes.",
     )
-    p.add_argument("--output", default="dclm-demo", help="directory for all outputs (default: ./dclm-demo)")
-    p.add_argument("--pages", type=int, default=2000, help="pages in the generated pool (default: 2000)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the sample and every seeded stage")
-    p.add_argument("--workers", type=int, default=2, help="processes for the parallel stages (default: 2)")
-    p.add_argument("--overwrite", action="store_true", help="start from scratch instead of resuming")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_config_arguments(p, DemoConfig)
     p.set_defaults(func=_run)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(ns: argparse.Namespace) -> int:
     from dclm.extras import require
 
-    require("dclm demo (it trains and samples a model)", "torch", "transformers", "safetensors")
-    from dclm.demo.run import format_reports, run_demo
+    require("dclm demo (it trains and evaluates models)", "torch", "transformers", "safetensors", "matplotlib")
+    from dclm.demo.run import DemoConfig, run_demo
+    from dclm.experiment.cli import print_result
+    from dclm.runtime.config import config_from_args
 
-    reports = run_demo(args.output, n_pages=args.pages, seed=args.seed, workers=args.workers,
-                       overwrite=args.overwrite, progress=not args.no_progress)
-    print(format_reports(reports))
-    print(f"summary: {args.output}/summary.json")
+    print_result(run_demo(config_from_args(DemoConfig, ns)))
     return 0

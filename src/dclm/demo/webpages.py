@@ -304,3 +304,10 @@ def generate_pages(n: int, seed: int = 0) -> list[dict]:
             text = f"The {rng.choice(NOUNS)} page is at {_url(rng)} now.\n{text}"
         pages.append({"text": text, "url": url, "metadata": _metadata(rng, url, text, i), "warcinfo": WARCINFO})
     return pages
+
+
+def clean_articles(n: int, seed: int) -> list[dict]:
+    """Articles of the pool's prose without boilerplate, links or spam: the held-out clean text the demo measures
+    perplexity on (a seed of their own, so none of them is in the pool)."""
+    rng = random.Random(f"clean:{seed}")
+    return [{"text": _article(rng, boilerplate=0.0, urls=False), "id": f"clean-{i}"} for i in range(n)]

@@ -55,7 +55,7 @@ def decoder_module(model):
     import torch.nn.functional as F
     from torch import nn
 
-    from dclm.model.openlm import rotate_half
+    from dclm.model.openlm import apply_rotary
 
     class Decoder(nn.Module):
         def __init__(self):
@@ -83,8 +83,7 @@ def decoder_module(model):
                     q, k = norm(att.q_norm, q), norm(att.k_norm, k)
                 q, k, v = (t.reshape(B, T, a.n_heads, a.head_dim).transpose(1, 2) for t in (q, k, v))
                 cos, sin = att.pos_embed.cos_sin(pos[None], q.dtype)
-                q = q * cos + rotate_half(q) * sin
-                k = k * cos + rotate_half(k) * sin
+                q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
                 k = torch.cat([past[2 * i], k], dim=2)
                 v = torch.cat([past[2 * i + 1], v], dim=2)
                 present += [k, v]

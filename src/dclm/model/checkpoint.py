@@ -213,6 +213,12 @@ def load_model(model_dir: str | Path, device="cpu", dtype: torch.dtype | None = 
 def save_model(model: Transformer, model_dir: str | Path, dtype: torch.dtype | None = None,
                max_shard_bytes: int = 5 * 2**30) -> Path:
     """Write config.json + safetensors (sharded above `max_shard_bytes`) in the apple/DCLM-7B layout."""
+    return save_state_dict(model.args, model.state_dict(), model_dir, dtype=dtype, max_shard_bytes=max_shard_bytes)
+
+
+def save_state_dict(args: ModelArgs, model_state: dict[str, torch.Tensor], model_dir: str | Path,
+                    dtype: torch.dtype | None = None, max_shard_bytes: int = 5 * 2**30) -> Path:
+    """`save_model` for a Transformer's state dict (e.g. one gathered from sharded training processes)."""
     from safetensors.torch import save_file
 
     from dclm.io import atomic_open
@@ -220,14 +226,14 @@ def save_model(model: Transformer, model_dir: str | Path, dtype: torch.dtype | N
     d = Path(model_dir)
     d.mkdir(parents=True, exist_ok=True)
     state = {}
-    for name, t in model.state_dict().items():
-        if model.args.weight_tying and name == "output.weight":
+    for name, t in model_state.items():
+        if args.weight_tying and name == "output.weight":
             continue
         t = t.detach().to("cpu")
         if dtype is not None and t.is_floating_point() and not name.endswith("inv_freq"):
             t = t.to(dtype)
         state[PREFIX + name] = t.contiguous()
-    out_dtype = dtype or next(model.parameters()).dtype
+    out_dtype = dtype or next(t.dtype for n, t in state.items() if not n.endswith("inv_freq"))
     shards: list[dict[str, torch.Tensor]] = [{}]
     size = 0
     for name, t in state.items():
@@ -251,7 +257,7 @@ def save_model(model: Transformer, model_dir: str | Path, dtype: torch.dtype | N
         with atomic_open(str(d / INDEX), "w") as f:
             f.write(json.dumps({"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}, indent=2))
     with atomic_open(str(d / "config.json"), "w") as f:
-        f.write(json.dumps(hf_config_dict(model.args, out_dtype), indent=2) + "\n")
+        f.write(json.dumps(hf_config_dict(args, out_dtype), indent=2) + "\n")
     return d
 
 

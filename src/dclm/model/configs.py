@@ -11,7 +11,10 @@ CONFIGS: dict[str, ModelArgs] = {
     "1b": ModelArgs(dim=2048, n_layers=24, n_heads=16),
     "3b": ModelArgs(dim=2560, n_layers=32, n_heads=32),
     "7b": ModelArgs(dim=4096, n_layers=32, n_heads=32),
-    # small shapes (GPT-NeoX vocabulary) for the demo and CPU benchmarks
+    # small shapes (GPT-NeoX vocabulary) for the demo, CPU training and benchmarks; `dclm train` sizes the
+    # vocabulary of smoke and 10m to the data's tokenizer
+    "smoke": ModelArgs(dim=128, n_layers=2, n_heads=4, seq_len=256),
+    "10m": ModelArgs(dim=384, n_layers=6, n_heads=6, seq_len=512),
     "100m": ModelArgs(dim=512, n_layers=12, n_heads=8),
     "20m": ModelArgs(dim=256, n_layers=4, n_heads=4),
     # test-sized: tiny vocabulary, seconds on a CPU

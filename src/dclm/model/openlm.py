@@ -91,7 +91,7 @@ class LayerNorm(nn.Module):
 
 
 class RotaryEmbedding(nn.Module):
-    """GPT-NeoX rotary: rotate-half over the whole head, cos/sin of cat(freqs, freqs), base 10000.
+    """GPT-NeoX rotary: rotate-half over the whole head, angles position * inv_freq, base 10000.
 
     `inv_freq` is a persistent buffer as in open_lm, so checkpoints carry it; the tables are built from the
     buffer's values (in fp32) at the absolute positions given, never from a hidden recomputation.
@@ -103,15 +103,16 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("inv_freq", inv_freq, persistent=True)
 
     def cos_sin(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """positions [B, T] -> cos, sin [B, 1, T, head_dim] in `dtype`."""
-        freqs = positions.float()[..., None] * self.inv_freq.float()
-        emb = torch.cat((freqs, freqs), dim=-1)[:, None]
-        return emb.cos().to(dtype), emb.sin().to(dtype)
+        """positions [B, T] -> cos, sin [B, 1, T, head_dim / 2] in `dtype` (one angle per rotated pair)."""
+        freqs = (positions.float()[..., None] * self.inv_freq.float())[:, None]
+        return freqs.cos().to(dtype), freqs.sin().to(dtype)
 
 
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate-half RoPE on [B, H, T, D] with half-width tables: the pair (x1[i], x2[i]) turns by angle i, i.e.
+    x * cat(cos, cos) + cat(-x2, x1) * cat(sin, sin) computed on the halves (fewer full-width passes)."""
     x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((-x2, x1), dim=-1)
+    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
 
 
 class Attention(nn.Module):
@@ -134,8 +135,7 @@ class Attention(nn.Module):
             q, k = self.q_norm(q), self.k_norm(k)
         q, k, v = (t.view(B, T, self.n_heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
         cos, sin = self.pos_embed.cos_sin(positions, q.dtype)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         if cache is not None:
             k, v = cache.update(k, v, self.layer_id)
         if T == 1 and q.device.type == "cpu" and q.dtype == torch.float32:

@@ -1,7 +1,9 @@
-"""numba kernels for bff: tokenise + hash whole files, build n-gram units, check/insert the Bloom filter.
+"""numba kernels for bff, the fast path: tokenise + hash whole files, build n-gram units, check/insert the
+Bloom filter and make every remove type's decisions.
 
-Plain-Python twins: `segment.boundaries` (segmentation), `hashing` (hash values) and `reference`
-(decisions). The tests hold these kernels to the twins bit for bit.
+Plain-Python twins, which share no decision code with this module: `segment.boundaries` (segmentation),
+`hashing` (hash values and probe positions) and `reference` (decisions; used only by the tests). The tests
+hold these kernels to the twins bit for bit.
 
 A file's documents are concatenated into one UTF-8 byte buffer with offsets, so each stage is a
 single call. Token arrays: `tok_hash` (uint64), `tok_start` (UTF-8 byte offset in its document) and
@@ -13,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from dclm.dedup.segment import (
+from dclm.dedup.bff.segment import (
     ALETTER, CR, DQUOTE, EXTEND, EXTENDNUMLET, EXTPICT, FORMAT, HEBREW, KATAKANA, LF, MIDLETTER, MIDNUM,
     MIDNUMLET, NEWLINE, NUMERIC, RI, SQUOTE, WB_MASK, WHITE, WSEGSPACE, ZWJ,
 )
@@ -529,3 +531,180 @@ def decide_both(bits, m_bits, k, probe_seed, doc_ng_off, ngrams, first, last, sh
         if short_flag[d]:
             _insert(bits, m_bits, k, probe_seed, short_hash[d])
     return doc_contained, doc_total, doc_removed, para_removed
+
+
+# ---------------------------------------------------------------- substring mode
+
+
+@njit(cache=True)
+def _merge_touching(iv, n, out):
+    """bff `merge_intervals` on iv[:n] in the order given: an interval that starts at or before the end of
+    the last merged one extends it (keeping that one's start). Returns the count written to `out`."""
+    m = 0
+    for i in range(n):
+        s, e = iv[i, 0], iv[i, 1]
+        if m > 0 and out[m - 1, 1] >= s:
+            if e > out[m - 1, 1]:
+                out[m - 1, 1] = e
+        else:
+            out[m, 0] = s
+            out[m, 1] = e
+            m += 1
+    return m
+
+
+@njit(cache=True)
+def _sandwich(iv, n, forward, threshold, out):
+    """bff `fuzzy_sandwich_intervals`: walking iv[:n] forwards (or backwards), the next interval joins the
+    last group while the group's covered tokens stay >= threshold of its span."""
+    m = 0
+    covered = 0
+    for t in range(n):
+        i = t if forward else n - 1 - t
+        s, e = iv[i, 0], iv[i, 1]
+        if m > 0:
+            ns = min(s, out[m - 1, 0])
+            ne = max(e, out[m - 1, 1])
+            nc = covered + e - s
+            if nc >= (ne - ns) * threshold:
+                out[m - 1, 0] = ns
+                out[m - 1, 1] = ne
+                covered = nc
+                continue
+        out[m, 0] = s
+        out[m, 1] = e
+        covered = e - s
+        m += 1
+    return m
+
+
+@njit(cache=True)
+def _merge_pair(u, nu, w, nw, out):
+    """bff `merge_sorted_interval_pair`'s two-pointer step on u[:nu] and w[:nw], by (start, end); bff feeds
+    it the backward groups in descending order, and so does `decide_substring`."""
+    a = 0
+    b = 0
+    k = 0
+    while a < nu and b < nw:
+        if u[a, 0] < w[b, 0] or (u[a, 0] == w[b, 0] and u[a, 1] <= w[b, 1]):
+            out[k, 0] = u[a, 0]
+            out[k, 1] = u[a, 1]
+            a += 1
+        else:
+            out[k, 0] = w[b, 0]
+            out[k, 1] = w[b, 1]
+            b += 1
+        k += 1
+    while a < nu:
+        out[k, 0] = u[a, 0]
+        out[k, 1] = u[a, 1]
+        a += 1
+        k += 1
+    while b < nw:
+        out[k, 0] = w[b, 0]
+        out[k, 1] = w[b, 1]
+        b += 1
+        k += 1
+    return k
+
+
+@njit(cache=True)
+def _room(a, used, need):
+    """`a` with room for `need` more rows after `used` (doubled when short)."""
+    if used + need <= a.shape[0]:
+        return a
+    b = np.empty((max(2 * a.shape[0], used + need), 2), dtype=np.int64)
+    b[:used] = a[:used]
+    return b
+
+
+@njit(cache=True)
+def decide_substring(bits, m_bits, k, probe_seed, win_off, ngrams, doc_tok_off, max_n, seqlen, threshold, update):
+    """bff substring mode, document by document: check every window; runs of seen windows become token
+    intervals, merged (and, below threshold 1, fuzzily joined in both directions); those of >= seqlen tokens
+    are removed, and the windows that lie wholly in what is kept are inserted.
+
+    Returns (removed_off, removed, kept_off, kept, contained): token intervals [start, end) per document.
+    A document without windows gets none of either (its page stays as it is)."""
+    n_docs = win_off.shape[0] - 1
+    cap = win_off[n_docs] + n_docs
+    removed = np.empty((cap, 2), dtype=np.int64)
+    kept = np.empty((cap, 2), dtype=np.int64)
+    removed_off = np.zeros(n_docs + 1, dtype=np.int64)
+    kept_off = np.zeros(n_docs + 1, dtype=np.int64)
+    contained = np.zeros(n_docs, dtype=np.int64)
+    max_w = 0
+    for d in range(n_docs):
+        max_w = max(max_w, win_off[d + 1] - win_off[d])
+    runs = np.empty((max_w + 1, 2), dtype=np.int64)
+    iv = np.empty((2 * max_w + 2, 2), dtype=np.int64)
+    fw = np.empty((max_w + 1, 2), dtype=np.int64)
+    bw = np.empty((max_w + 1, 2), dtype=np.int64)
+    pair = np.empty((2 * max_w + 2, 2), dtype=np.int64)
+    nr_out = 0
+    nk_out = 0
+    for d in range(n_docs):
+        s0 = win_off[d]
+        n_win = win_off[d + 1] - s0
+        n_tok = doc_tok_off[d + 1] - doc_tok_off[d]
+        if n_win == 0:
+            removed_off[d + 1] = nr_out
+            kept_off[d + 1] = nk_out
+            continue
+        c = 0
+        nr = 0
+        for j in range(n_win):
+            if _contains(bits, m_bits, k, probe_seed, ngrams[s0 + j]):
+                c += 1
+                if nr > 0 and runs[nr - 1, 1] == j:
+                    runs[nr - 1, 1] = j + 1
+                else:
+                    runs[nr, 0] = j
+                    runs[nr, 1] = j + 1
+                    nr += 1
+        contained[d] = c
+        for r in range(nr):  # a run of seen windows [a, b) covers tokens [a, b - 1 + max_n)
+            runs[r, 1] += max_n - 1
+        m = _merge_touching(runs, nr, iv)
+        if threshold < 1.0:
+            nf = _sandwich(iv, m, True, threshold, fw)
+            nb = _sandwich(iv, m, False, threshold, bw)
+            npair = _merge_pair(fw, nf, bw, nb, pair)
+            m = _merge_touching(pair, npair, iv)
+        removed = _room(removed, nr_out, m)
+        kept = _room(kept, nk_out, m + 1)
+        q = 0
+        for i in range(m):
+            if iv[i, 1] - iv[i, 0] >= seqlen:
+                removed[nr_out + q, 0] = iv[i, 0]
+                removed[nr_out + q, 1] = iv[i, 1]
+                q += 1
+        # what is kept: the gaps between removed intervals (bff's `invert_intervals`)
+        nk = 0
+        if q == 0:
+            kept[nk_out, 0] = 0
+            kept[nk_out, 1] = n_tok
+            nk = 1
+        else:
+            r0 = nr_out
+            if removed[r0, 0] > 0:
+                kept[nk_out, 0] = 0
+                kept[nk_out, 1] = removed[r0, 0]
+                nk += 1
+            for i in range(q - 1):
+                kept[nk_out + nk, 0] = removed[r0 + i, 1]
+                kept[nk_out + nk, 1] = removed[r0 + i + 1, 0]
+                nk += 1
+            if removed[r0 + q - 1, 1] < n_tok:
+                kept[nk_out + nk, 0] = removed[r0 + q - 1, 1]
+                kept[nk_out + nk, 1] = n_tok
+                nk += 1
+        if update:
+            for i in range(nk_out, nk_out + nk):
+                for j in range(kept[i, 1] - kept[i, 0] - max_n + 1):
+                    _insert(bits, m_bits, k, probe_seed, ngrams[s0 + kept[i, 0] + j])
+        nr_out += q
+        nk_out += nk
+        removed_off[d + 1] = nr_out
+        kept_off[d + 1] = nk_out
+    return removed_off, removed[:nr_out], kept_off, kept[:nk_out], contained

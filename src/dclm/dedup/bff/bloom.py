@@ -25,10 +25,12 @@ import math
 import mmap
 import os
 import struct
+from dataclasses import dataclass
 
 import numpy as np
 
 from dclm.errors import DclmError
+from dclm.runtime.config import ConfigError
 
 MAGIC = b"DCLMBLM1"
 VERSION = 1
@@ -59,25 +61,31 @@ def compute_bloom_size(fp_rate: float, expected_ngram_count: int, num_hashers: i
     return hi
 
 
-def sysreq(expected_ngram_count: int, fp_rate: float, num_hashers: int = 0) -> dict:
+@dataclass(frozen=True)
+class FilterSize:
+    """What bff's formulas give for a filter (`dclm dedup bff sysreq`)."""
+
+    expected_ngram_count: int
+    fp_rate: float
+    bytes: int
+    words: int
+    num_hashers: int
+    predicted_fp_rate: float
+
+
+def sysreq(expected_ngram_count: int, fp_rate: float, num_hashers: int = 0) -> FilterSize:
     """Filter bytes and hasher count for `expected_ngram_count` n-grams at `fp_rate` (bff `sysreq`)."""
     if expected_ngram_count < 1:
-        raise DclmError("--expected-ngram-count must be at least 1")
+        raise ConfigError("expected_ngram_count", "must be at least 1")
     if not 0.0 < fp_rate < 1.0:
-        raise DclmError("--fp-rate must be between 0 and 1 (exclusive)")
+        raise ConfigError("fp_rate", "must be between 0 and 1 (exclusive)")
     if num_hashers < 0:
-        raise DclmError("--num-hashers must be >= 0")
+        raise ConfigError("num_hashers", "must be >= 0")
     size = compute_bloom_size(fp_rate, expected_ngram_count, num_hashers)
     words = max(1, -(-size // 8))
     k = num_hashers or optimal_number_of_hashers(size, expected_ngram_count)
-    return {
-        "expected_ngram_count": expected_ngram_count,
-        "fp_rate": fp_rate,
-        "bytes": words * 8,
-        "words": words,
-        "num_hashers": k,
-        "predicted_fp_rate": prob_of_false_positive(words * 8, expected_ngram_count, k),
-    }
+    return FilterSize(expected_ngram_count, fp_rate, words * 8, words, k,
+                      prob_of_false_positive(words * 8, expected_ngram_count, k))
 
 
 def available_memory() -> int:
@@ -105,8 +113,8 @@ def check_fits(nbytes: int, what: str = "Bloom filter") -> None:
     if nbytes > 0.9 * avail:
         raise DclmError(
             f"the {what} needs {human_bytes(nbytes)} but only {human_bytes(avail)} of memory is available; "
-            "raise --fp-rate, lower --expected-ngram-count, or split the inputs and share one filter with "
-            "--bloom-filter-file across runs on a machine with more memory")
+            "raise fp_rate, lower expected_ngram_count, or split the inputs and share one filter "
+            "(bloom_filter_file) across runs on a machine with more memory")
 
 
 class BloomFilter:
@@ -139,9 +147,9 @@ class BloomFilter:
 
     @classmethod
     def create(cls, expected_ngram_count: int, fp_rate: float, num_hashers: int, seed: int, shared: bool = False):
-        req = sysreq(expected_ngram_count, fp_rate, num_hashers)
-        check_fits(req["bytes"])
-        return cls(req["words"], req["num_hashers"], seed, shared)
+        size = sysreq(expected_ngram_count, fp_rate, num_hashers)
+        check_fits(size.bytes)
+        return cls(size.words, size.num_hashers, seed, shared)
 
     @classmethod
     def load(cls, path: str, shared: bool = False) -> "BloomFilter":

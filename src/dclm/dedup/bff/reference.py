@@ -1,11 +1,13 @@
-"""Plain-Python twin of bff's per-document decisions, one function per `--remove-type`.
+"""Plain-Python twin of bff's per-document decisions, one function per remove type; used only by the tests.
 
 It reads like bff's `process_line*` functions and works on any membership structure with
 `contains(key)` / `insert(key)`, where a key is a tuple of tokens: `SetFilter` (exact, no false
-positives) or `BloomTwin` (the same bit positions as the numba path). `bff.py` must produce the
-same output as `process_page` here; the tests hold it to that.
+positives) or `BloomTwin` (the same bit positions as the numba path, computed by `hashing`). It shares no
+decision code with the fast path (`kernels`, routed by `batch`): tokens come from the plain tokeniser in
+`segment`, paragraphs from the text, hashes from `hashing`. `run_bff` must produce the same output as
+`process_page` here; the tests (tests/dedup/test_equivalence.py) hold it to that for every remove type.
 
-Where this differs from bff (on purpose, see the `bff` module docstring): `both` assigns n-grams to the
+Where this differs from bff (on purpose, see the `dclm.dedup.bff` package docstring): `both` assigns n-grams to the
 paragraph that contains them (bff's paragraph cursor never advances) and `naive-both` inserts a
 surviving document's n-grams after its paragraph pass (bff inserts them before, so every paragraph then
 finds itself in the filter).
@@ -15,11 +17,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from dclm.dedup import hashing
-from dclm.dedup.segment import is_blank, rstrip_white_space, tokenize, tokenize_with_offsets
-
-ANNOTATE_FIELDS = ("bff_duplicate_spans", "bff_contained_ngram_count", "id", "source", "text")
-REMOVE_TYPES = ("paragraph", "document", "both", "naive-both", "old-both", "substring", "exact")
+from dclm.dedup.bff import hashing
+from dclm.dedup.bff.config import ANNOTATE_FIELDS
+from dclm.dedup.bff.segment import is_blank, rstrip_white_space, tokenize, tokenize_with_offsets
 
 
 class Membership(Protocol):
