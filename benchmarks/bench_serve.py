@@ -6,11 +6,14 @@ prompts of --prompt-len tokens, --max-tokens sampled tokens each, seeded) are se
 threads; concurrency 1 is serving them one at a time. Optionally a soak: 16 clients for --soak seconds,
 counting errors.
 
-    flock /tmp/dclm-bench.lock python benchmarks/bench_serve.py
+    flock /tmp/dclm-bench.lock python benchmarks/bench_serve.py --rounds 3
     flock /tmp/dclm-bench.lock python benchmarks/bench_serve.py --soak 120
     python benchmarks/bench_serve.py --config 1b --device cuda    # on a GPU
 
-Prints one JSON object (with the load average, since timings on shared machines vary).
+Prints one JSON object. On a shared machine wall-clock rates follow the CPU share the server happens to
+get, so each level also reports the server process's CPU time per generated token (Linux), which does not,
+and --rounds repeats the levels in turn (1, 4, 16, 1, 4, 16, ...) so that every level sees the same drift
+of the load; the speedups are of the per-level medians.
 """
 
 from __future__ import annotations
@@ -83,6 +86,15 @@ def start_server(model_dir: Path, args) -> tuple[subprocess.Popen, str]:
     raise SystemExit("server did not start")
 
 
+def server_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process `pid` so far (Linux /proc), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def one_request(client, url: str, prompt: list[int], args, seed: int) -> tuple[int, float]:
     t0 = time.perf_counter()
     r = client.post(url + "/v1/completions", timeout=600, json={
@@ -92,7 +104,7 @@ def one_request(client, url: str, prompt: list[int], args, seed: int) -> tuple[i
     return r.json()["usage"]["completion_tokens"], time.perf_counter() - t0
 
 
-def run_level(url: str, prompts: list[list[int]], args, concurrency: int) -> dict:
+def run_level(url: str, prompts: list[list[int]], args, concurrency: int, pid: int | None = None) -> dict:
     import httpx2
 
     local = threading.local()
@@ -107,14 +119,19 @@ def run_level(url: str, prompts: list[list[int]], args, concurrency: int) -> dic
             errors.append(repr(e))
             return 0, 0.0
 
+    cpu0 = server_cpu_seconds(pid) if pid else None
     t0 = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         done = list(pool.map(job, range(len(prompts))))
     wall = time.perf_counter() - t0
+    cpu1 = server_cpu_seconds(pid) if pid else None
     tokens = sum(n for n, _ in done)
-    return {"concurrency": concurrency, "requests": len(prompts), "errors": len(errors), "seconds": round(wall, 3),
-            "requests_per_s": round(len(prompts) / wall, 3), "generated_tokens_per_s": round(tokens / wall, 2),
-            "median_latency_s": round(statistics.median(s for _, s in done), 3), "loadavg": loadavg()}
+    out = {"concurrency": concurrency, "requests": len(prompts), "errors": len(errors), "seconds": round(wall, 3),
+           "requests_per_s": round(len(prompts) / wall, 3), "generated_tokens_per_s": round(tokens / wall, 2),
+           "median_latency_s": round(statistics.median(s for _, s in done), 3), "loadavg": loadavg()}
+    if cpu0 is not None and cpu1 is not None and tokens:
+        out["server_cpu_ms_per_token"] = round(1000 * (cpu1 - cpu0) / tokens, 3)
+    return out
 
 
 def soak(url: str, args, vocab: int, clients: int) -> dict:
@@ -164,8 +181,11 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=32, help="requests per concurrency level")
     ap.add_argument("--prompt-len", type=int, default=32)
     ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=1, help="times to run the levels, in turn (medians are compared)")
     ap.add_argument("--soak", type=float, default=0, help="seconds of 16-client load after the levels (0 = none)")
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
 
     import random
 
@@ -176,14 +196,24 @@ def main() -> int:
         proc, url = start_server(Path(tmp) / "model", args)
         try:
             run_level(url, prompts[:4], args, 4)  # warm-up (first-call compilation, allocator)
-            levels = [run_level(url, prompts, args, c) for c in args.concurrency]
-            result = {"bench": "serve", "config": args.config, "device": args.device,
+            levels = [{"round": r, **run_level(url, prompts, args, c, proc.pid)}
+                      for r in range(args.rounds) for c in args.concurrency]
+            result = {"bench": "serve", "config": args.config, "device": args.device, "cpu_count": os.cpu_count(),
                       "prompt_len": args.prompt_len, "max_tokens": args.max_tokens, "levels": levels}
-            base = next((lv for lv in levels if lv["concurrency"] == 1), None)
-            if base:
+
+            def median_of(key: str, c: int):
+                values = [lv[key] for lv in levels if lv["concurrency"] == c and key in lv]
+                return statistics.median(values) if values else None
+
+            rate = {c: median_of("generated_tokens_per_s", c) for c in args.concurrency}
+            cpu = {c: median_of("server_cpu_ms_per_token", c) for c in args.concurrency}
+            result["median_generated_tokens_per_s"] = {str(c): v for c, v in rate.items()}
+            if 1 in rate:
                 result["speedup_tokens_per_s_vs_one_at_a_time"] = {
-                    str(lv["concurrency"]): round(lv["generated_tokens_per_s"] / base["generated_tokens_per_s"], 2)
-                    for lv in levels}
+                    str(c): round(v / rate[1], 2) for c, v in rate.items()}
+                if cpu[1] is not None:
+                    result["server_cpu_per_token_gain_vs_one_at_a_time"] = {
+                        str(c): round(cpu[1] / v, 2) for c, v in cpu.items() if v}
             if args.soak:
                 result["soak"] = soak(url, args, vocab, max(args.concurrency))
         finally:

@@ -13,6 +13,16 @@ def test_extra_for_maps_top_level_names():
     assert extra_for("ray") == "ray" and extra_for("no_such_module") is None and extra_for(None) is None
 
 
+def test_every_named_extra_is_declared_in_pyproject():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from pathlib import Path
+
+    from dclm.extras import EXTRA_OF_MODULE
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert set(EXTRA_OF_MODULE.values()) <= set(pyproject["project"]["optional-dependencies"])
+
+
 def test_require_names_the_extra(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "safetensors" else real(name))

@@ -22,6 +22,9 @@ EXTRA_OF_MODULE = {
     "onnx": "onnx", "onnxruntime": "onnx",
     "llama_cpp": "llamacpp",
     "matplotlib": "report",
+    "lm_eval": "lmeval",
+    "peft": "finetune",
+    "fastapi": "serve", "uvicorn": "serve", "sse_starlette": "serve",
 }
 
 

@@ -80,6 +80,16 @@ def test_bad_input_is_one_line(tiny_dir, eval_root, tmp_path, capsys):
     assert rc != 0 and "mc.jsonl:3: missing field 'gold'" in err
 
 
+def test_hf_model_without_transformers_names_the_real_extra(tiny_dir, eval_root, tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "transformers" else real(name))
+    rc, _, err = _cli(capsys, "eval", "--hf-model", tiny_dir, "--tasks", eval_root / "mini.yaml", "--data-dir", eval_root,
+                      "--output", tmp_path / "o.json", "--no-progress")
+    assert rc != 0 and err.strip().endswith("--hf-model needs transformers: pip install 'dclm[model]'")
+
+
 def test_bundled_suites_match_dclm_yamls(shared_dir):
     import yaml
 

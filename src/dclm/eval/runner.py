@@ -71,19 +71,25 @@ def _check(cfg: EvalConfig) -> None:
         raise ConfigError("device", f"{cfg.device!r}: use cpu or cuda")
 
 
+def device_and_dtype(device: str | None, dtype: str | None):
+    """(device, torch dtype): cuda when available unless told, bf16 on cuda and fp32 on cpu unless told."""
+    import torch
+
+    from dclm.model.checkpoint import DTYPES
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("device", "cuda asked for but no CUDA device is available")
+    return device, DTYPES[dtype or ("bf16" if device.startswith("cuda") else "fp32")]
+
+
 class Scorer:
     """The loaded model with the scorer and generator that suit it."""
 
     def __init__(self, cfg: EvalConfig):
-        import torch
-
         from dclm.generate.tokenizer import load_tokenizer
-        from dclm.model.checkpoint import DTYPES
 
-        device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError("device", "cuda asked for but no CUDA device is available")
-        dtype = DTYPES[cfg.dtype or ("bf16" if device.startswith("cuda") else "fp32")]
+        device, dtype = device_and_dtype(cfg.device, cfg.dtype)
         model_dir = cfg.model or cfg.hf_model
         if not Path(model_dir).is_dir():
             raise ConfigError("model" if cfg.model else "hf_model", f"{model_dir}: no such directory")
@@ -93,10 +99,11 @@ class Scorer:
             self.model, self.ours = load_model(model_dir, device=device, dtype=dtype), True
             self.eos_id = 0  # GPT-NeoX <|endoftext|>, also llm-foundry's pad id for DCLM
         else:
-            try:
-                from transformers import AutoModelForCausalLM
-            except ImportError:
-                raise DclmError("--hf-model needs transformers: pip install 'dclm[hf]'") from None
+            from dclm.extras import require
+
+            require("--hf-model", "transformers")
+            from transformers import AutoModelForCausalLM
+
             self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device).eval()
             self.ours = False
             eos = self.model.config.eos_token_id

@@ -1,8 +1,8 @@
 """Next tokens for a decode batch whose rows each carry their own sampling parameters and generator.
 
-Rows with equal parameters are filtered together with generate.sampling's functions (one sort per group,
-not per row); each row then draws from its own seeded generator, so a seeded request samples the same
-tokens whichever requests share its batch.
+Rows with equal parameters are filtered together (repetition penalty, temperature and top-k with
+generate.sampling's functions, top-p by nucleus.sample_nucleus, which needs no sort); each row draws from
+its own seeded generator, so a seeded request samples the same tokens whichever requests share its batch.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import torch
 
-from dclm.generate.sampling import SamplingParams, apply_repetition_penalty, filter_top_k, filter_top_p
+from dclm.generate.sampling import SamplingParams, apply_repetition_penalty, filter_top_k
+from dclm.serve.nucleus import sample_nucleus
 
 
 def _group_key(p: SamplingParams) -> tuple:
@@ -32,13 +33,14 @@ def sample_rows(logits: torch.Tensor, seen: torch.Tensor, rows: Sequence[int], p
     for members in groups.values():
         p = params[members[0]]
         idx = torch.tensor([rows[i] for i in members], device=logits.device)
-        group = apply_repetition_penalty(logits[idx], seen[idx], p.repetition_penalty)
+        group = logits.index_select(0, idx)  # a copy: changed in place below
+        if p.repetition_penalty != 1.0:
+            group = apply_repetition_penalty(group, seen.index_select(0, idx), p.repetition_penalty)
         if p.greedy:
             for i, t in zip(members, group.argmax(-1).tolist()):
                 out[i] = t
             continue
-        group = filter_top_p(filter_top_k(group / p.temperature, p.top_k), p.top_p)
-        probs = group.softmax(-1)
-        for j, i in enumerate(members):
-            out[i] = int(torch.multinomial(probs[j], 1, generator=generators[i]))
+        probs = filter_top_k(group.div_(p.temperature), p.top_k).softmax(-1)
+        for i, t in zip(members, sample_nucleus(probs, p.top_p, [generators[i] for i in members])):
+            out[i] = t
     return out

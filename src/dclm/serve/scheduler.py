@@ -79,6 +79,10 @@ class Scheduler:
         self.model, self.tokenizer, self.adapters = model.eval(), tokenizer, adapters
         p = next(model.parameters())
         self.device, self.dtype = p.device, p.dtype
+        if self.device.type == "cpu" and self.dtype == torch.float32:
+            from dclm.model.cpu_matmul import use_huge_pages
+
+            use_huge_pages(model)  # as generate's Decoder does: decode steps stream the weights from memory
         self.context_length = context_length or model.args.seq_len
         self.max_tokens_per_batch = max_tokens_per_batch
         self.cache = SlotKVCache(model, max_batch_size, self.context_length, self.dtype, self.device)
