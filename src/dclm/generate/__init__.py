@@ -6,15 +6,36 @@ from pathlib import Path
 
 
 def load_for_inference(model_dir: str | Path, device: str = "cpu", dtype=None):
-    """A Transformer from a DCLM-layout directory, plain or quantized by `dclm quantize`."""
-    from dclm.model.checkpoint import load_model, read_config
+    """A Transformer from a DCLM-layout directory, plain or quantized by `dclm quantize`, ready to decode.
 
-    _, cfg = read_config(model_dir)
+    The safetensors are memory-mapped and the weights view the map (cast only where `dtype` differs); on
+    the CPU the decode kernels are swapped in (`dclm.generate.cpu`), which moves the matrices onto huge
+    pages: the one copy of the weights the load makes.
+    """
+    from dclm.errors import DclmError
+    from dclm.model.checkpoint import PREFIX, build_model, read_config
+
+    args, cfg = read_config(model_dir)
     if "quantization" in cfg:
         from dclm.generate.quantize import load_quantized
 
-        return load_quantized(model_dir, cfg, device=device, dtype=dtype)
-    return load_model(model_dir, device=device, dtype=dtype)
+        model = load_quantized(model_dir, cfg, device=device, dtype=dtype)
+    else:
+        from dclm.generate.weights import map_checkpoint
+
+        raw = map_checkpoint(model_dir)
+        bad = next((k for k in raw if not k.startswith(PREFIX)), None)
+        if bad is not None:
+            raise DclmError(f"{model_dir}: tensor {bad!r} lacks the {PREFIX!r} prefix of the DCLM HF layout")
+        state = {k[len(PREFIX):]: v for k, v in raw.items()}
+        if dtype is not None:
+            state = {k: v if k.endswith("inv_freq") or v.dtype == dtype else v.to(dtype) for k, v in state.items()}
+        model = build_model(args, state, str(model_dir), device=device)
+    if str(device).startswith("cpu"):
+        from dclm.generate.cpu import install_cpu_kernels
+
+        install_cpu_kernels(model)
+    return model
 
 
 def demo_generate(max_new_tokens: int = 8, seed: int = 0) -> dict:

@@ -48,16 +48,16 @@ class Completion:
 class Decoder:
     """Reusable generation state for one model: builds caches per batch, optionally compiles the step."""
 
-    def __init__(self, model: Transformer, compile: bool = False):
+    def __init__(self, model: Transformer, compile: bool = False, cpu_kernels: bool = True):
         self.model = model.eval()
-        self.device = next(model.parameters()).device
-        self.dtype = next(model.parameters()).dtype
+        first = next(model.parameters())
+        self.device, self.dtype = first.device, first.dtype
         self._step = self._decode_step
         self._cache: StaticKVCache | None = None
-        if self.device.type == "cpu" and self.dtype == torch.float32:
-            from dclm.model.cpu_matmul import use_huge_pages
+        if self.device.type == "cpu" and cpu_kernels:  # off: decode with the plain reference modules
+            from dclm.generate.cpu import install_cpu_kernels
 
-            use_huge_pages(model)
+            install_cpu_kernels(model)
         self._compiled = compile
         self._graphs = compile and self.device.type == "cuda"
         if compile:
