@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+
+def passive_openmp() -> None:
+    """Idle OpenMP threads sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE unless the user set it): torch
+    and numba each run a pool, and spinning threads of one take the cores from the other (see
+    `dclm.model.cpu_matmul`). libgomp reads the setting when it loads, so call this before importing torch."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def load_for_inference(model_dir: str | Path, device: str = "cpu", dtype=None):
@@ -10,31 +18,26 @@ def load_for_inference(model_dir: str | Path, device: str = "cpu", dtype=None):
 
     The safetensors are memory-mapped and the weights view the map (cast only where `dtype` differs); on
     the CPU the decode kernels are swapped in (`dclm.generate.cpu`), which moves the matrices onto huge
-    pages: the one copy of the weights the load makes.
+    pages: the one copy of the weights the load makes (`dclm.generate.load`).
     """
-    from dclm.errors import DclmError
-    from dclm.model.checkpoint import PREFIX, build_model, read_config
+    from dclm.generate.load import load_plain, release_maps
+    from dclm.model.checkpoint import read_config
 
     args, cfg = read_config(model_dir)
+    maps: list = []
     if "quantization" in cfg:
         from dclm.generate.quantize import load_quantized
 
-        model = load_quantized(model_dir, cfg, device=device, dtype=dtype)
+        model = load_quantized(model_dir, cfg, dtype=dtype, maps=maps)
     else:
-        from dclm.generate.weights import map_checkpoint
-
-        raw = map_checkpoint(model_dir)
-        bad = next((k for k in raw if not k.startswith(PREFIX)), None)
-        if bad is not None:
-            raise DclmError(f"{model_dir}: tensor {bad!r} lacks the {PREFIX!r} prefix of the DCLM HF layout")
-        state = {k[len(PREFIX):]: v for k, v in raw.items()}
-        if dtype is not None:
-            state = {k: v if k.endswith("inv_freq") or v.dtype == dtype else v.to(dtype) for k, v in state.items()}
-        model = build_model(args, state, str(model_dir), device=device)
+        model = load_plain(Path(model_dir), args, dtype, maps)
     if str(device).startswith("cpu"):
         from dclm.generate.cpu import install_cpu_kernels
 
         install_cpu_kernels(model)
+        release_maps(maps)
+    else:
+        model = model.to(device)
     return model
 
 

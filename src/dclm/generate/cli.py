@@ -99,6 +99,9 @@ def _read_prompts(path: str) -> list[str]:
 
 
 def run_generate(args) -> int:
+    from dclm.generate import passive_openmp
+
+    passive_openmp()
     from dclm.generate import load_for_inference
     from dclm.generate.engine import generate_text
     from dclm.generate.sampling import SamplingParams
@@ -137,6 +140,10 @@ def run_generate(args) -> int:
 
 def run_quantize(ns) -> int:
     import dataclasses
+
+    from dclm.generate import passive_openmp
+
+    passive_openmp()
 
     from dclm.generate.config import QuantizeConfig
     from dclm.generate.quantize import run_quantize as run

@@ -201,25 +201,24 @@ def check_quantization(quant, source: str) -> tuple[int, int]:
 
 
 def _empty_quantized(args, bits: int, group: int, dtype: torch.dtype):
-    """The quantized architecture on the meta device (nothing allocated), ready for load_state_dict(assign)."""
-    from dclm.model.openlm import Transformer
+    """The quantized architecture with untouched storage, ready for load_state_dict(assign)."""
+    from dclm.generate.load import skeleton
 
-    with torch.device("meta"):
-        model = Transformer(args, init=False)
-        for parent, attr, _, child in list(_targets(model)):
-            out_f, in_f = child.weight.shape
-            g = _group(bits, in_f, group)
-            if isinstance(child, nn.Embedding):
-                q = QuantEmbedding(out_f, in_f, bits, g, dtype, device="meta")
-            else:
-                q = QuantLinear(in_f, out_f, bits, g, device="meta")
-            setattr(parent, attr, q)
+    model = skeleton(args)
+    for parent, attr, _, child in list(_targets(model)):
+        out_f, in_f = child.weight.shape
+        g = _group(bits, in_f, group)
+        if isinstance(child, nn.Embedding):
+            q = QuantEmbedding(out_f, in_f, bits, g, dtype)
+        else:
+            q = QuantLinear(in_f, out_f, bits, g)
+        setattr(parent, attr, q)
     model.quantization = quantization_entry(bits, group)
     return model
 
 
-def load_quantized(model_dir: str | Path, cfg: dict, device="cpu", dtype: torch.dtype | None = None):
-    """A model written by `quantize_checkpoint`, its tensors views of the memory-mapped file."""
+def load_quantized(model_dir: str | Path, cfg: dict, dtype: torch.dtype | None = None, maps: list | None = None):
+    """A model written by `quantize_checkpoint` (on the CPU), its tensors views of the memory-mapped file."""
     from dclm.generate.weights import map_checkpoint
     from dclm.model.checkpoint import DTYPES, PREFIX, args_from_config
 
@@ -230,7 +229,7 @@ def load_quantized(model_dir: str | Path, cfg: dict, device="cpu", dtype: torch.
     model = _empty_quantized(args, bits, group, dtype)
     emb = "tok_embeddings."
     state = {}
-    for k, v in map_checkpoint(d).items():
+    for k, v in map_checkpoint(d, maps).items():
         k = k[len(PREFIX):] if k.startswith(PREFIX) else k
         state[k.replace(emb, emb + "inner.", 1) if k.startswith(emb) else k] = v
     expected = model.state_dict()
@@ -250,7 +249,7 @@ def load_quantized(model_dir: str | Path, cfg: dict, device="cpu", dtype: torch.
     if missing:
         raise DclmError(f"{d}: missing tensor {missing[0]!r}")
     model.load_state_dict(state, assign=True)
-    return model.to(device).eval()
+    return model.eval()
 
 
 def quantize_checkpoint(src: str | Path, out: str | Path, bits: int, group: int = 128) -> dict:

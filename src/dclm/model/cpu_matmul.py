@@ -25,6 +25,12 @@ Streaming also needs the weights on 2 MiB pages: the hardware prefetchers stop a
 boundary, and torch allocates tensors on 4 KiB pages. `use_huge_pages(tensors)` moves tensors into one
 transparent-huge-page mapping (about 30% faster decoding on that machine).
 
+The process runs two OpenMP pools, torch's and numba's (each wheel brings its own libgomp), and by default
+an idle OpenMP thread spins for a while before it sleeps: on a machine with as many cores as threads, each
+pool's spinning then steals the cores the other needs, and decoding a token (about a hundred alternations)
+ran about 10 times slower on the 2-core machine. `dclm.generate.passive_openmp()` makes idle threads sleep;
+it must run before torch is imported (`dclm generate`, `dclm quantize` and the benchmarks call it first).
+
 Each wrapper returns None where its path does not apply (more than `MAX_ROWS` rows, a gradient needed,
 torch.compile tracing, `DCLM_CPU_MATMUL=0`, or a process forked after the path ran: numba terminates a
 child that enters its parent's pool), and the caller computes the plain way. The modules that call these
@@ -36,10 +42,13 @@ from __future__ import annotations
 import mmap
 import os
 
-import numba
-import numpy as np
-import torch
-from numba import njit, prange
+from dclm.generate import passive_openmp
+
+passive_openmp()  # before numba's pool starts (torch's pool has read it already unless the caller ran it first)
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from numba import njit, prange  # noqa: E402
 
 MAX_ROWS = 16
 _ROW_BLOCK = 32  # output rows per parallel task
@@ -293,6 +302,10 @@ def use_huge_pages(tensors: list[torch.Tensor]) -> int:
         arena_map.madvise(mmap.MADV_HUGEPAGE)
     except OSError:
         pass  # THP disabled: the copy still works, on ordinary pages
+    try:  # fault the pages in at once (MADV_POPULATE_WRITE, Linux 5.14; Python 3.11 lacks the name)
+        arena_map.madvise(getattr(mmap, "MADV_POPULATE_WRITE", 23))
+    except OSError:
+        pass  # an older kernel: the copy faults them in
     arena = torch.frombuffer(arena_map, dtype=torch.uint8)  # keeps the mapping alive
     offset = 0
     with torch.no_grad():
