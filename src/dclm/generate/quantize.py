@@ -331,7 +331,6 @@ def _read_tensor(path: Path, offset: int, dtype: torch.dtype, shape: tuple[int, 
 def run_quantize(config):
     """`dclm quantize`: stream the checkpoint into its quantized form; with `eval_text`, score fp32, bf16
     and the quantized model on it."""
-    import resource
     import time
 
     from dclm.generate.config import QuantizeResult
@@ -349,7 +348,7 @@ def run_quantize(config):
         bits=config.bits, group_size=config.group_size if config.bits == 4 else None, output=str(config.output),
         source_bytes=sizes["source_bytes"], quantized_bytes=sizes["quantized_bytes"],
         seconds=round(time.perf_counter() - t0, 2),
-        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
+        peak_rss_mb=peak_rss_mb())
     if config.eval_text is not None:
         from dclm.generate import load_for_inference
         from dclm.generate.tokenizer import load_tokenizer
@@ -367,6 +366,20 @@ def run_quantize(config):
         result.perplexity_change_pct = {k: round(100 * (v / base - 1), 3) for k, v in result.perplexity.items()
                                         if k != "fp32"}
     return result
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory: VmHWM where Linux has it (ru_maxrss also counts what a parent
+    held when it forked this process), else ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def model_bytes(model: nn.Module) -> int:
