@@ -6,13 +6,10 @@ import pytest
 import torch
 
 from dclm.cli import main
-from dclm.generate import load_for_inference
 from dclm.generate.engine import Decoder, generate_text
 from dclm.generate.quantize import quantize_model
 from dclm.generate.sampling import SamplingParams, filter_top_k, filter_top_p, next_token
 from dclm.generate.tokenizer import load_tokenizer
-from dclm.model import Transformer
-from dclm.model.openlm import ModelArgs
 
 PROMPTS = [[5, 9, 2], [7, 1, 8, 8, 3, 4, 6], [11], [3, 3, 3, 3]]
 

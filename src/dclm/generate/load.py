@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from dclm.errors import DclmError
