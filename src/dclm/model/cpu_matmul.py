@@ -4,10 +4,13 @@ int4 weights, computed straight from the stored weights (never a float copy of a
 Decoding multiplies one row per sequence by each weight matrix, so a step costs one read of the weights
 from memory and its speed follows the bytes read: bf16 halves them, int8 quarters them, int4 (with its
 group scales) reads about a seventh. torch's CPU path for that shape streams about 10 GB/s on the 2-core
-AMD EPYC this project measures on (and its weight-only int8/int4 kernels lose to it at 8 rows); blocked
-loops compiled with numba and split over the cores by output rows stream the weights at close to what the
-memory delivers (`benchmarks/bench_quant.py`, `benchmarks/bench_generate.py`). Numba compiles them with
-fastmath for the machine it runs on, so they use AVX-512 where the CPU has it and plain SIMD elsewhere.
+AMD EPYC this project measures on; blocked loops compiled with numba and split over the cores by output rows
+stream float32 and bf16 weights at what the memory delivers (`benchmarks/bench_quant.py`). Numba compiles
+them with fastmath for the machine it runs on (AVX-512 where the CPU has it, plain SIMD elsewhere). torch's
+own weight-only kernels are measured beside them in `benchmarks/bench_quant_kernels.py`:
+`_weight_int8pack_mm` about as fast as the int8 loop here, `_weight_int4pack_mm_for_cpu` faster than the
+int4 loop, but both want bf16 activations (float32 ones ran 5-10x slower) and the int4 one a torch-internal
+layout that every load would have to repack.
 
 The kernels and their layouts:
 - float32 `w[N, K]`; bf16 weights read as uint32 pairs (`w[N, K/2]`, element 2j in the low half), widened
