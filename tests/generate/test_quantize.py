@@ -139,3 +139,13 @@ def test_quantize_prints_the_perplexity_table(tiny_dir, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert set(report["perplexity"]) == {"fp32", "bf16", "int8"} and report["eval_tokens"] > 64
     assert abs(report["perplexity_change_pct"]["int8"]) < 1.0
+
+
+def test_a_quantized_model_runs_with_bf16_activations(tiny_dir, tmp_path):
+    out = _quantized(tiny_dir, tmp_path, bits=8)
+    model = load_for_inference(out, dtype=torch.bfloat16)
+    ref = load_for_inference(out, dtype=torch.float32)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        a, b = model(ids[:, -1:]), ref(ids[:, -1:])
+    assert torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0) > 0.99

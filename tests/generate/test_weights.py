@@ -62,3 +62,25 @@ def test_loading_for_inference_does_not_import_torch_dynamo(tiny_dir):
             "print('torch._dynamo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"  # importing it costs seconds of the whole command
+
+
+@pytest.mark.parametrize("tied,shard_bytes", [(False, 64 * 1024), (True, 5 * 2**30)])
+def test_load_for_inference_equals_the_saved_model(tmp_path, tied, shard_bytes):
+    import dataclasses
+
+    from dclm.generate import load_for_inference
+    from dclm.model import Transformer, get_config, save_model
+
+    torch.manual_seed(0)
+    model = Transformer(dataclasses.replace(get_config("tiny"), weight_tying=tied)).eval()
+    save_model(model, tmp_path / "m", max_shard_bytes=shard_bytes)
+    assert len(list((tmp_path / "m").glob("*.safetensors"))) > (1 if not tied else 0)
+    loaded = load_for_inference(tmp_path / "m")
+    assert (loaded.output.weight is loaded.tok_embeddings.weight) == tied
+    ids = torch.tensor([[3, 1, 4, 1, 5]])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(ids), model(ids), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(loaded(ids[:, -1:]), model(ids[:, -1:]), rtol=1e-5, atol=1e-5)
+    bf16 = load_for_inference(tmp_path / "m", dtype=torch.bfloat16)
+    with torch.no_grad():
+        assert torch.nn.functional.cosine_similarity(bf16(ids).flatten(), model(ids).flatten(), dim=0) > 0.99
