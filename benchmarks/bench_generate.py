@@ -19,6 +19,8 @@ import os
 import resource
 import time
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see dclm.generate.passive_openmp
+
 
 def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]

@@ -1,4 +1,5 @@
-"""The few-row CPU matmul used while decoding, against F.linear (its plain twin) and in the decode loop."""
+"""The few-row CPU decode kernels against their plain twins: F.linear for float32/bf16 weights, the
+dequantized matrix (dclm.generate.quantize) for int8/int4."""
 
 import dataclasses
 
@@ -9,7 +10,9 @@ import torch.nn.functional as F
 from dclm.generate.engine import Decoder
 from dclm.generate.sampling import SamplingParams
 from dclm.model import Transformer, cpu_matmul, get_config
-from dclm.model.openlm import Linear
+from dclm.generate.cpu import FastLinear
+from dclm.generate.quantize import (dequantize_int4, dequantize_int8, group_size_for, quantize_int4,
+                                    quantize_int8)
 
 
 @pytest.mark.parametrize("n,k", [(1, 1), (31, 7), (33, 64), (100, 130), (257, 512)])
@@ -68,15 +71,15 @@ def test_a_forked_child_falls_back_instead_of_being_terminated():
         assert cpu_matmul.linear(x, w) is not None  # the pool runs in this process
         pid = os.fork()
         if pid == 0:
-            lin = Linear(64, 64, bias=False)
-            ok = cpu_matmul.linear(x, w) is None and torch.equal(lin(x), F.linear(x, lin.weight))
+            lin = FastLinear(torch.nn.Parameter(w))
+            ok = cpu_matmul.linear(x, w) is None and torch.equal(lin(x), F.linear(x, w))
             os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
 
 
-def test_linear_module_keeps_gradients_and_values():
-    lin = Linear(6, 5, bias=False)
+def test_fast_linear_keeps_gradients_and_values():
+    lin = FastLinear(torch.nn.Parameter(torch.randn(5, 6)))
     x = torch.randn(1, 6, requires_grad=True)
     lin(x).sum().backward()  # grad mode: F.linear, differentiable
     assert x.grad is not None and lin.weight.grad is not None
@@ -86,11 +89,12 @@ def test_linear_module_keeps_gradients_and_values():
 
 def test_use_huge_pages_keeps_parameters_and_values(tiny_model):
     params = {n: (p, p.detach().clone()) for n, p in tiny_model.named_parameters()}
-    moved = cpu_matmul.use_huge_pages(tiny_model)
-    assert moved >= sum(m.weight.numel() * 4 for m in tiny_model.modules() if isinstance(m, torch.nn.Linear))
+    linears = [m.weight for m in tiny_model.modules() if isinstance(m, torch.nn.Linear)]
+    moved = cpu_matmul.use_huge_pages(linears)
+    assert moved >= sum(w.numel() * 4 for w in linears)
     for n, p in tiny_model.named_parameters():
         assert p is params[n][0] and torch.equal(p, params[n][1])
-    assert cpu_matmul.use_huge_pages(tiny_model) == 0  # already there
+    assert cpu_matmul.use_huge_pages(linears) == 0  # already there
     x = torch.randint(0, tiny_model.args.vocab_size, (1, 5))
     with torch.no_grad():
         tiny_model(x).sum()  # still runs on the moved weights
@@ -99,7 +103,7 @@ def test_use_huge_pages_keeps_parameters_and_values(tiny_model):
 def test_use_huge_pages_moves_a_tied_weight_once():
     model = Transformer(dataclasses.replace(get_config("tiny"), weight_tying=True))
     assert model.output.weight is model.tok_embeddings.weight
-    cpu_matmul.use_huge_pages(model)
+    assert cpu_matmul.use_huge_pages([model.output.weight, model.tok_embeddings.weight]) == model.output.weight.numel() * 4
     assert model.output.weight is model.tok_embeddings.weight
 
 
@@ -111,6 +115,7 @@ def test_decoding_with_and_without_the_fast_path_agree(tiny_model, monkeypatch):
     slow = [c.ids for c in Decoder(tiny_model).generate(prompts, params)]
     assert fast == slow
     ids = torch.tensor([prompts[1]])
+    assert all(isinstance(m, FastLinear) for m in (tiny_model.output, tiny_model.layers[0].feed_forward.w3))
     with torch.no_grad():
         slow_logits = tiny_model(ids[:, -1:])
         monkeypatch.setattr(cpu_matmul, "ENABLED", True)
@@ -129,3 +134,65 @@ def test_single_query_attention_equals_sdpa(masked):
         mask[..., -1] = True  # every row keeps at least its own column, as the decoder's masks do
     torch.testing.assert_close(_attend_one_query(q, k, v, mask),
                                F.scaled_dot_product_attention(q, k, v, attn_mask=mask), rtol=1e-5, atol=1e-6)
+
+
+SHAPES = [(1, 2), (31, 6), (33, 64), (100, 130), (257, 512)]  # output rows not a multiple of the 32-row block
+
+
+@pytest.mark.parametrize("n,k", SHAPES)
+@pytest.mark.parametrize("rows", [1, 3, 5, 16])
+def test_bf16_kernel_matches_f_linear(n, k, rows):
+    g = torch.Generator().manual_seed(n * 7 + k + rows)
+    w = torch.randn(n, k, generator=g).bfloat16()
+    for x in (torch.randn(rows, k, generator=g), torch.randn(rows, k, generator=g).bfloat16()):
+        with torch.no_grad():
+            out = cpu_matmul.linear(x, w)
+        assert out is not None and out.dtype == x.dtype and out.shape == (rows, n)
+        ref = (x.double() @ w.double().T).to(x.dtype)  # bf16 -> float32 is exact: only the sum order differs
+        torch.testing.assert_close(out, ref, rtol=1e-2 if x.dtype == torch.bfloat16 else 1e-5, atol=1e-4 * k**0.5)
+
+
+@pytest.mark.parametrize("n,k", SHAPES)
+@pytest.mark.parametrize("rows", [1, 3, 5, 16])
+def test_int8_kernel_matches_dequantized_reference(n, k, rows):
+    g = torch.Generator().manual_seed(n * 11 + k + rows)
+    q, s = quantize_int8(torch.randn(n, k, generator=g))
+    x = torch.randn(1, rows, k, generator=g)  # leading dimensions kept
+    with torch.no_grad():
+        out = cpu_matmul.linear_int8(x, q, s.float())
+    ref = F.linear(x.double(), dequantize_int8(q, s, torch.float64)).float()
+    assert out is not None and out.shape == (1, rows, n)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5 * k**0.5)
+
+
+@pytest.mark.parametrize("n,k,group", [(1, 2, 2), (31, 6, 6), (33, 64, 32), (100, 130, 130), (257, 512, 128), (40, 96, 32)])
+@pytest.mark.parametrize("rows", [1, 2, 3, 5, 16])
+def test_int4_kernel_matches_dequantized_reference(n, k, group, rows):
+    g = torch.Generator().manual_seed(n * 13 + k + rows)
+    p, s, z = quantize_int4(torch.randn(n, k, generator=g) * 3 + 1, group)
+    x = torch.randn(rows, k, generator=g)
+    with torch.no_grad():
+        out = cpu_matmul.linear_int4(x, p, s.float(), z.float())
+    ref = F.linear(x.double(), dequantize_int4(p, s, z, torch.float64)).float()
+    assert out is not None and out.shape == (rows, n)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4 * k**0.5)
+
+
+def test_int4_groups_that_do_not_tile_the_inputs():
+    assert group_size_for(130, 128) == 26  # the largest even divisor below the request
+    assert group_size_for(2816, 128) == 128 and group_size_for(96, 64) == 48
+    with pytest.raises(Exception, match="odd"):
+        group_size_for(129, 128)
+    with pytest.raises(Exception, match="do not tile"):
+        quantize_int4(torch.randn(4, 100), 64)
+    p, s, z = quantize_int4(torch.randn(4, 128), 64)  # scales for 2 groups: a 4-group call does not apply
+    assert cpu_matmul.linear_int4(torch.randn(1, 128), p, s.float()[:, :1].repeat(1, 4)[:, :3], z.float()[:, :1].repeat(1, 4)[:, :3]) is None
+
+
+def test_quantized_kernels_fall_back_where_they_do_not_apply():
+    q, s = quantize_int8(torch.randn(8, 16))
+    assert cpu_matmul.linear_int8(torch.randn(17, 16), q, s.float()) is None  # too many rows
+    assert cpu_matmul.linear_int8(torch.randn(1, 16), q, s) is None  # fp16 scales: the caller converts once
+    assert cpu_matmul.linear_int8(torch.randn(1, 16, requires_grad=True), q, s.float()) is None
+    with torch.no_grad():
+        assert cpu_matmul.linear_int8(torch.randn(1, 16).double(), q, s.float()) is None

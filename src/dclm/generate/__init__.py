@@ -2,19 +2,43 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
-def load_for_inference(model_dir: str | Path, device: str = "cpu", dtype=None):
-    """A Transformer from a DCLM-layout directory, plain or quantized by `dclm quantize`."""
-    from dclm.model.checkpoint import load_model, read_config
+def passive_openmp() -> None:
+    """Idle OpenMP threads sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE unless the user set it): torch
+    and numba each run a pool, and spinning threads of one take the cores from the other (see
+    `dclm.model.cpu_matmul`). libgomp reads the setting when it loads, so call this before importing torch."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-    _, cfg = read_config(model_dir)
+
+def load_for_inference(model_dir: str | Path, device: str = "cpu", dtype=None):
+    """A Transformer from a DCLM-layout directory, plain or quantized by `dclm quantize`, ready to decode.
+
+    The safetensors are memory-mapped and the weights view the map (cast only where `dtype` differs); on
+    the CPU the decode kernels are swapped in (`dclm.generate.cpu`), which moves the matrices onto huge
+    pages: the one copy of the weights the load makes (`dclm.generate.load`).
+    """
+    from dclm.generate.load import load_plain, release_maps
+    from dclm.model.checkpoint import read_config
+
+    args, cfg = read_config(model_dir)
+    maps: list = []
     if "quantization" in cfg:
         from dclm.generate.quantize import load_quantized
 
-        return load_quantized(model_dir, cfg, device=device, dtype=dtype)
-    return load_model(model_dir, device=device, dtype=dtype)
+        model = load_quantized(model_dir, cfg, dtype=dtype, maps=maps)
+    else:
+        model = load_plain(Path(model_dir), args, dtype, maps)
+    if str(device).startswith("cpu"):
+        from dclm.generate.cpu import install_cpu_kernels
+
+        install_cpu_kernels(model)
+        release_maps(maps)
+    else:
+        model = model.to(device)
+    return model
 
 
 def demo_generate(max_new_tokens: int = 8, seed: int = 0) -> dict:

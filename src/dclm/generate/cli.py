@@ -46,20 +46,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "llama.cpp: --model is a .gguf from `dclm export gguf` (needs llama-cpp-python)")
     p.set_defaults(func=run_generate)
 
+    from dclm.generate.config import QuantizeConfig
+    from dclm.runtime.config import add_config_arguments
+
     q = sub.add_parser(
         "quantize",
         help="weight-only int8 / int4 quantization of a checkpoint",
-        description="Quantize every Linear and the embedding (int8 per channel or int4 per group), save the "
-        "result, and report its size and perplexity change against bf16 on held-out text.",
+        description="Quantize every matrix of a checkpoint (the Linears, the LM head and the embedding) to int8 "
+        "per output row or int4 per group of inputs, streaming one tensor at a time, so a checkpoint larger "
+        "than memory quantizes. `dclm generate` runs the result, on the CPU straight from the packed weights. "
+        "Prints one JSON line: sizes, time, peak memory, and with --eval-text the perplexity table.",
     )
-    q.add_argument("--model", required=True, help="model directory in the DCLM HF layout")
-    q.add_argument("--bits", type=int, choices=[8, 4], required=True, help="8 (per output channel) or 4 (group-wise)")
-    q.add_argument("--output", required=True, help="output directory")
-    q.add_argument("--group-size", type=int, default=128, help="int4 group size along the input dimension (default 128)")
-    q.add_argument("--eval-text", default=None, help="held-out text file for the perplexity check (default: a built-in passage)")
-    q.add_argument("--tokenizer", default=None, help="tokenizer for the perplexity check (as for generate)")
-    q.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="device for quantizing and evaluating")
-    q.add_argument("--max-eval-tokens", type=int, default=4096, help="tokens of held-out text to score (default 4096)")
+    add_config_arguments(q, QuantizeConfig)
     q.set_defaults(func=run_quantize)
 
 
@@ -101,6 +99,9 @@ def _read_prompts(path: str) -> list[str]:
 
 
 def run_generate(args) -> int:
+    from dclm.generate import passive_openmp
+
+    passive_openmp()
     from dclm.generate import load_for_inference
     from dclm.generate.engine import generate_text
     from dclm.generate.sampling import SamplingParams
@@ -137,55 +138,16 @@ def run_generate(args) -> int:
     return 0
 
 
-HELD_OUT = (
-    "The river town woke slowly. Fishermen pulled their boats onto the gravel while the bakery on the corner "
-    "opened its shutters, and the smell of bread drifted across the square. Children ran past the fountain on "
-    "their way to school, arguing about a football match from the night before. At the library, the old "
-    "librarian sorted returned books into careful piles: history on the left, novels on the right, and a "
-    "small stack of water-stained atlases that would need repair. In the afternoon the wind turned, clouds "
-    "gathered over the hills, and the first drops of rain darkened the stones of the bridge. Shopkeepers "
-    "carried their displays inside. By evening the streets were quiet again, the lamps reflected in puddles, "
-    "and the only sound was the river, higher now, running fast under the arches toward the sea.\n"
-    "Photosynthesis converts light energy into chemical energy. In the chloroplasts of plant cells, pigments "
-    "absorb sunlight and use it to split water molecules, releasing oxygen. The energy captured drives the "
-    "synthesis of sugars from carbon dioxide in a cycle of reactions named after Melvin Calvin. These sugars "
-    "feed the plant and, through food chains, nearly every other organism on Earth.\n"
-)
+def run_quantize(ns) -> int:
+    import dataclasses
 
+    from dclm.generate import passive_openmp
 
-def run_quantize(args) -> int:
-    import time
+    passive_openmp()
 
-    import torch
+    from dclm.generate.config import QuantizeConfig
+    from dclm.generate.quantize import run_quantize as run
+    from dclm.runtime.config import config_from_args
 
-    from dclm.generate.quantize import model_bytes, perplexity, quantize_model, save_quantized
-    from dclm.generate.tokenizer import load_tokenizer
-    from dclm.model.checkpoint import load_model
-
-    device, _ = _device_dtype(args.device, None)
-    if args.eval_text is not None and not Path(args.eval_text).is_file():
-        raise DclmError(f"held-out text not found: {args.eval_text}")
-    text = Path(args.eval_text).read_text(encoding="utf-8") if args.eval_text else HELD_OUT
-    tokenizer = load_tokenizer(args.model, args.tokenizer)
-    ids = tokenizer.encode(text)[: args.max_eval_tokens + 1]
-    t0 = time.perf_counter()
-    ref = load_model(args.model, device=device, dtype=torch.bfloat16)
-    ppl_ref, bytes_ref = perplexity(ref, ids), model_bytes(ref)
-    q = quantize_model(ref, args.bits, args.group_size)
-    ppl_q, bytes_q = perplexity(q, ids), model_bytes(q)
-    save_quantized(q, args.output, torch.bfloat16)
-    report = {
-        "bits": args.bits,
-        "group_size": args.group_size if args.bits == 4 else None,
-        "bf16_bytes": bytes_ref,
-        "quantized_bytes": bytes_q,
-        "size_ratio": round(bytes_q / bytes_ref, 4),
-        "eval_tokens": len(ids) - 1,
-        "bf16_perplexity": round(ppl_ref, 4),
-        "quantized_perplexity": round(ppl_q, 4),
-        "perplexity_change_pct": round(100 * (ppl_q / ppl_ref - 1), 3),
-        "seconds": round(time.perf_counter() - t0, 2),
-        "output": str(args.output),
-    }
-    print(json.dumps(report))
+    print(json.dumps(dataclasses.asdict(run(config_from_args(QuantizeConfig, ns)))))
     return 0

@@ -21,15 +21,16 @@ from dclm.model.openlm import Transformer, attention_mask
 class StaticKVCache:
     """Keys/values for every layer in two [L, B, H, S, D] tensors; `update` writes at `self.input_pos`."""
 
-    def __init__(self, model: Transformer, batch: int, length: int, dtype: torch.dtype, device):
+    def __init__(self, model: Transformer, batch: int, length: int, dtype: torch.dtype, device,
+                 static: bool = False):
         a = model.args
         shape = (a.n_layers, batch, a.n_heads, length, a.head_dim)
         self.k = torch.zeros(shape, dtype=dtype, device=device)
         self.v = torch.zeros(shape, dtype=dtype, device=device)
         self.input_pos = torch.arange(0, device=device)
-        # fixed addresses let CUDA graphs (torch.compile mode="reduce-overhead") update the cache in place
-        torch._dynamo.mark_static_address(self.k)
-        torch._dynamo.mark_static_address(self.v)
+        if static:  # fixed addresses let CUDA graphs (torch.compile mode="reduce-overhead") update the cache in place
+            torch._dynamo.mark_static_address(self.k)  # (importing torch._dynamo costs seconds: only when compiling)
+            torch._dynamo.mark_static_address(self.v)
 
     def update(self, k: torch.Tensor, v: torch.Tensor, layer_idx: int, *args, **kwargs):
         self.k[layer_idx].index_copy_(2, self.input_pos, k)
@@ -48,16 +49,16 @@ class Completion:
 class Decoder:
     """Reusable generation state for one model: builds caches per batch, optionally compiles the step."""
 
-    def __init__(self, model: Transformer, compile: bool = False):
+    def __init__(self, model: Transformer, compile: bool = False, cpu_kernels: bool = True):
         self.model = model.eval()
-        self.device = next(model.parameters()).device
-        self.dtype = next(model.parameters()).dtype
+        first = next(model.parameters())
+        self.device, self.dtype = first.device, first.dtype
         self._step = self._decode_step
         self._cache: StaticKVCache | None = None
-        if self.device.type == "cpu" and self.dtype == torch.float32:
-            from dclm.model.cpu_matmul import use_huge_pages
+        if self.device.type == "cpu" and cpu_kernels:  # off: decode with the plain reference modules
+            from dclm.generate.cpu import install_cpu_kernels
 
-            use_huge_pages(model)
+            install_cpu_kernels(model)
         self._compiled = compile
         self._graphs = compile and self.device.type == "cuda"
         if compile:
@@ -70,7 +71,7 @@ class Decoder:
         c = self._cache
         if c is None or c.k.shape[1] != batch or c.k.shape[3] != length:
             self._cache = c = None  # free the old buffers before allocating new ones
-            c = self._cache = StaticKVCache(self.model, batch, length, self.dtype, self.device)
+            c = self._cache = StaticKVCache(self.model, batch, length, self.dtype, self.device, static=self._compiled)
         return c
 
     def _decode_step(self, tok, positions, mask, cache):

@@ -61,21 +61,8 @@ class ModelArgs:
         return asdict(self)
 
 
-_FEW_ROWS = 16  # cpu_matmul.MAX_ROWS, repeated so that numba loads only when the path is taken
-
-
 class Linear(nn.Linear):
-    """nn.Linear whose few-row float32 CPU products (decoding) take `cpu_matmul`'s faster kernel."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (x.device.type == "cpu" and x.dtype == torch.float32 and self.bias is None
-                and x.numel() <= _FEW_ROWS * x.shape[-1]):
-            from dclm.model import cpu_matmul
-
-            y = cpu_matmul.linear(x, self.weight)
-            if y is not None:
-                return y
-        return F.linear(x, self.weight, self.bias)
+    """nn.Linear (open_lm's layers are bias-free); inference swaps in its CPU kernels from `dclm.generate.cpu`."""
 
 
 class LayerNorm(nn.Module):

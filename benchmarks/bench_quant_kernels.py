@@ -1,0 +1,94 @@
+"""Decode-shape kernel candidates side by side: ms per 411M layer (its four matrices) at 1 and 8 rows.
+
+dclm's numba kernels (`dclm.model.cpu_matmul`: float32, bf16, int8, int4) against torch's F.linear (float32,
+bf16) and torch's weight-only kernels (`torch._weight_int8pack_mm`, `torch._weight_int4pack_mm_for_cpu` on
+`_convert_weight_to_int4pack_for_cpu` weights, both with bf16 activations). --layers copies of the layer are
+swept per call so the weights come from memory, not from the last-level cache; the candidates take turns in
+every repeat and the best repeat counts. Outputs are not compared here (tests do that for dclm's
+kernels; the torch kernels are timed only). (torchao is not installed in this environment, so its CPU layouts
+are not measured.)
+
+    python benchmarks/bench_quant_kernels.py --layers 12 --repeats 3
+
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see dclm.generate.passive_openmp
+
+SHAPES = [(3072, 1024), (1024, 1024), (5632, 1024), (1024, 2816)]  # in_proj, out_proj, w12, w3 of 411M
+GROUP = 128
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--layers", type=int, default=12)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+
+    import torch
+    import torch.nn.functional as F
+
+    from dclm.generate.quantize import quantize_int4, quantize_int8
+    from dclm.model import cpu_matmul as cm
+
+    torch.set_num_threads(args.threads)
+    g = torch.Generator().manual_seed(0)
+    layers = []
+    for _ in range(args.layers):
+        mats = []
+        for n, k in SHAPES:
+            w = torch.randn(n, k, generator=g) / k**0.5
+            q, s = quantize_int8(w)
+            p, s4, z4 = quantize_int4(w, GROUP)
+            lo, hi = p & 0xF, p >> 4  # torch's int4 pack wants the plain [N, K] codes
+            codes = torch.cat((lo.view(n, k // GROUP, GROUP // 2), hi.view(n, k // GROUP, GROUP // 2)), -1).view(n, k)
+            mats.append({
+                "k": k, "w": w, "wb": w.bfloat16(), "q": q, "s": s.float(), "sb": s.bfloat16(), "p": p,
+                "s4": s4.float(), "z4": z4.float(),
+                "tp": torch._convert_weight_to_int4pack_for_cpu(codes.to(torch.int32), 1),
+                # torch: w = (code - 8) * scale + zero
+                "tsz": torch.stack([s4.float().T, (z4.float() + 8 * s4.float()).T], -1).contiguous().bfloat16(),
+            })
+        layers.append(mats)
+    out = {"threads": args.threads, "layers_swept": args.layers, "torch": torch.__version__,
+           "loadavg_before": [round(x, 2) for x in os.getloadavg()]}
+    for rows in (1, 8):
+        x = {k: torch.randn(rows, k, generator=g) for k in (1024, 2816)}
+        xb = {k: v.bfloat16() for k, v in x.items()}
+        cands = {
+            "torch F.linear fp32": lambda m: F.linear(x[m["k"]], m["w"]),
+            "numba fp32": lambda m: cm.linear(x[m["k"]], m["w"]),
+            "torch F.linear bf16": lambda m: F.linear(xb[m["k"]], m["wb"]),
+            "numba bf16": lambda m: cm.linear(x[m["k"]], m["wb"]),
+            "numba int8": lambda m: cm.linear_int8(x[m["k"]], m["q"], m["s"]),
+            "torch _weight_int8pack_mm (bf16 x)": lambda m: torch._weight_int8pack_mm(xb[m["k"]], m["q"], m["sb"]),
+            "numba int4": lambda m: cm.linear_int4(x[m["k"]], m["p"], m["s4"], m["z4"]),
+            "torch _weight_int4pack_mm_for_cpu (bf16 x)":
+                lambda m: torch._weight_int4pack_mm_for_cpu(xb[m["k"]], m["tp"], GROUP, m["tsz"]),
+        }
+        best = {}
+        with torch.inference_mode():
+            for r in range(args.repeats + 1):  # round 0 warms up
+                for name, fn in cands.items():
+                    t0 = time.perf_counter()
+                    for mats in layers:
+                        for m in mats:
+                            fn(m)
+                    if r:
+                        best[name] = min(best.get(name, float("inf")), (time.perf_counter() - t0) / args.layers)
+        out[f"rows{rows}_ms_per_layer"] = {k: round(v * 1e3, 3) for k, v in best.items()}
+    out["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

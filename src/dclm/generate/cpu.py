@@ -1,0 +1,76 @@
+"""Swap the CPU decode kernels of `dclm.model.cpu_matmul` into a loaded model.
+
+`dclm.model.openlm` is plain torch and `dclm.generate.quantize.QuantLinear` multiplies by its dequantized
+matrix; both stay the references. For CPU inference, `install_cpu_kernels(model)` replaces every float32 or
+bf16 Linear with a `FastLinear` and every `QuantLinear` with a `FastQuantLinear`: the same tensors (state
+dict keys and tied weights unchanged), computing decoding's few rows straight from the stored weights and
+handing every other shape (prefill, gradients) to the plain computation. It then moves the decode weights
+onto huge pages (`cpu_matmul.use_huge_pages`), the one copy a memory-mapped load makes.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dclm.generate.quantize import QuantLinear
+from dclm.model import cpu_matmul
+
+
+class FastLinear(nn.Module):
+    """A bias-free Linear over the given weight Parameter, few CPU rows through `cpu_matmul.linear`."""
+
+    def __init__(self, weight: nn.Parameter):
+        super().__init__()
+        self.weight = weight
+        self.out_features, self.in_features = weight.shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = cpu_matmul.linear(x, self.weight)
+        return y if y is not None else F.linear(x, self.weight.to(x.dtype))
+
+
+class FastQuantLinear(QuantLinear):
+    """QuantLinear whose few CPU rows go through the int8 / int4 kernels; float32 copies of the (small)
+    scales and zeros live in non-persistent buffers, so the state dict is QuantLinear's."""
+
+    @classmethod
+    def wrap(cls, q: QuantLinear) -> "FastQuantLinear":
+        m = cls.__new__(cls)
+        nn.Module.__init__(m)
+        m.in_features, m.out_features, m.bits, m.group = q.in_features, q.out_features, q.bits, q.group
+        for name, buf in q.named_buffers(recurse=False):
+            m.register_buffer(name, buf)
+        m.register_buffer("scales32", q.scales.float().contiguous(), persistent=False)
+        if q.bits == 4:
+            m.register_buffer("zeros32", q.zeros.float().contiguous(), persistent=False)
+        return m
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bits == 8:
+            y = cpu_matmul.linear_int8(x, self.qweight, self.scales32)
+        else:
+            y = cpu_matmul.linear_int4(x, self.qweight, self.scales32, self.zeros32)
+        return y if y is not None else super().forward(x)
+
+
+def install_cpu_kernels(model: nn.Module) -> int:
+    """In place, for a model on the CPU: swap in the fast modules (once; again is a no-op) and move their
+    weights onto huge pages. Returns the number of modules swapped."""
+    swaps = []
+    for parent in model.modules():
+        for name, child in parent.named_children():
+            if type(child) in (FastLinear, FastQuantLinear):
+                continue
+            if isinstance(child, nn.Linear) and child.bias is None and child.weight.device.type == "cpu":
+                if child.weight.dtype in (torch.float32, torch.bfloat16):
+                    swaps.append((parent, name, FastLinear(child.weight)))
+            elif isinstance(child, QuantLinear) and child.qweight.device.type == "cpu" and type(parent).__name__ != "QuantEmbedding":
+                swaps.append((parent, name, FastQuantLinear.wrap(child)))
+    for parent, name, fast in swaps:
+        setattr(parent, name, fast)
+    heavy = [m.weight for m in model.modules() if isinstance(m, FastLinear)]
+    heavy += [m.qweight for m in model.modules() if isinstance(m, FastQuantLinear)]
+    cpu_matmul.use_huge_pages(heavy)
+    return len(swaps)
