@@ -125,6 +125,7 @@ def run_generate(args) -> int:
     device, dtype = _device_dtype(args.device, args.dtype)
     model = load_for_inference(args.model, device=device, dtype=dtype)
     tokenizer = load_tokenizer(args.model, args.tokenizer)
+    tokenizer.check_fits(model.args.vocab_size, args.model)
     stream = len(prompts) == 1
     if stream:
         sys.stdout.write(prompts[0])

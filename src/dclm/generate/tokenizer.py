@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dclm.errors import DclmError
 from dclm.tokenize.tokenizer import NEOX_NAME, load_hf_tokenizer
 
 DEFAULT_TOKENIZER = NEOX_NAME
@@ -22,6 +23,16 @@ class Tokenizer:
 
     def decode(self, ids) -> str:
         return self._tok.decode(list(ids), skip_special_tokens=False)
+
+    @property
+    def vocab_size(self) -> int:
+        return self._tok.get_vocab_size(with_added_tokens=True)
+
+    def check_fits(self, model_vocab: int, model: str) -> None:
+        """One line instead of an index error deep in the decode loop when the ids outgrow the embedding."""
+        if self.vocab_size > model_vocab:
+            raise DclmError(f"{model}: the tokenizer has {self.vocab_size} ids but the model {model_vocab} embedding "
+                            "rows; pass the model's own tokenizer with --tokenizer")
 
 
 def load_tokenizer(model_dir: str | Path | None = None, path: str | None = None) -> Tokenizer:

@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(ns) -> int:
     import sys
 
+    from dclm.generate import passive_openmp
+
+    passive_openmp()  # before torch loads: torch's and numba's OpenMP pools must not spin against each other
     from dclm.runtime.config import config_from_args
     from dclm.serve.config import ServeConfig
     from dclm.serve.run import run_serve

@@ -47,6 +47,7 @@ def build_state(config: ServeConfig):
     device, dtype = device_and_dtype(config.device, config.dtype)
     model = load_for_inference(config.model, device=device, dtype=dtype)
     tokenizer = load_tokenizer(config.model, config.tokenizer)
+    tokenizer.check_fits(model.args.vocab_size, config.model)
     base = config.served_model_name or Path(config.model).resolve().name
     models = {base: 0}
     router = None
