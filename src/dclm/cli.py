@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from dclm.generate import passive_openmp
+
+    # before torch or numba load: the verbs that run both in one process (demo, experiment, generate) would
+    # otherwise have two OpenMP pools spinning against each other
+    passive_openmp()
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
