@@ -79,10 +79,10 @@ class Scheduler:
         self.model, self.tokenizer, self.adapters = model.eval(), tokenizer, adapters
         p = next(model.parameters())
         self.device, self.dtype = p.device, p.dtype
-        if self.device.type == "cpu" and self.dtype == torch.float32:
-            from dclm.model.cpu_matmul import use_huge_pages
+        if self.device.type == "cpu":
+            from dclm.generate.cpu import install_cpu_kernels
 
-            use_huge_pages(model)  # as generate's Decoder does: decode steps stream the weights from memory
+            install_cpu_kernels(model)  # as generate's Decoder does: decode kernels, weights on huge pages
         self.context_length = context_length or model.args.seq_len
         self.max_tokens_per_batch = max_tokens_per_batch
         self.cache = SlotKVCache(model, max_batch_size, self.context_length, self.dtype, self.device)
