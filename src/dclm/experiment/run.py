@@ -259,17 +259,17 @@ def _quality(arm, d, current, pages, pool_dir, seed, workers, progress, stages):
         card = json.loads(card_path.read_text()) if card_path.is_file() else {}
     score_shards(ScoreConfig(model=model, inputs=[current], output=str(qd / "attributes"), workers=workers,
                              progress=progress))
-    report = select_pages(SelectConfig(attributes=str(qd / "attributes"), keep_top_fraction=float(q.get("keep_fraction", 0.1)),
-                                       inputs=[current], output=str(qd / "kept"), progress=progress))
-    report = dataclasses.asdict(report) if dataclasses.is_dataclass(report) else dict(report)
+    selected = select_pages(SelectConfig(attributes=str(qd / "attributes"),
+                                         keep_top_fraction=float(q.get("keep_fraction", 0.1)), inputs=[current],
+                                         output=str(qd / "kept"), progress=progress))
     scores = [r[DEFAULT_KEY] for r in _records(qd / "attributes") if isinstance(r.get(DEFAULT_KEY), (int, float))]
     after, nbytes, examples = _measure(pages, str(qd / "kept"))
     metrics = card.get("valid_metrics", {})
-    detail = {"threshold": report.get("threshold"), "keep_fraction": q.get("keep_fraction", 0.1),
+    detail = {"threshold": selected.threshold, "keep_fraction": q.get("keep_fraction", 0.1),
               "valid_roc_auc": metrics.get("roc_auc"), "model": model}
     stages.add(StageRecord(arm.name, "quality", len(pages), len(after), _nbytes(pages), nbytes,
                            time.perf_counter() - t0, detail, examples))
-    return str(qd / "kept"), after, {"scores": [round(s, 6) for s in scores], "threshold": report.get("threshold")}
+    return str(qd / "kept"), after, {"scores": [round(s, 6) for s in scores], "threshold": selected.threshold}
 
 
 def _records(directory: Path):

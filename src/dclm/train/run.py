@@ -150,19 +150,19 @@ class _Metrics:
 
 
 def run_train(cfg: TrainConfig) -> TrainResult:
-    import torch
-
     from dclm.train import dist
 
     get_scale(cfg.scale)  # an unknown scale is reported before anything else is opened
     d = dist.init(cfg.device)
     try:
-        return _train(cfg, d, torch)
+        return _train(cfg, d)
     finally:
         dist.close(d)
 
 
-def _train(cfg: TrainConfig, d, torch) -> TrainResult:
+def _train(cfg: TrainConfig, d) -> TrainResult:
+    import torch
+
     from dclm.model.openlm import ModelArgs, Transformer
     from dclm.runtime.progress import progress_bar
     from dclm.train import checkpoints, dist
