@@ -21,10 +21,9 @@ left to fastText itself by the caller.
 import math
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit
+
+from dclm.prefetch import prefetch
 
 EOS = b"</s>"
 _FNV_OFFSET = np.uint32(2166136261)
@@ -36,29 +35,10 @@ _M32 = np.uint64(0xFFFFFFFF)
 PREFETCH_AHEAD = 8
 
 
-@intrinsic
-def _prefetch(typingctx, matrix, row, col):
-    """Hint the CPU to load the cache line holding matrix[row, col] (LLVM's prefetch: read, keep in all levels)."""
-    sig = types.void(matrix, types.intp, types.intp)
-
-    def codegen(context, builder, signature, args):
-        aryty = signature.args[0]
-        ary = context.make_array(aryty)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1], args[2]])
-        i8p = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        name = "llvm.prefetch.p0" if str(i8p) == "ptr" else "llvm.prefetch.p0i8"
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), name)
-        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
 @njit(cache=True, inline="always")
 def _prefetch_row(wi, row):
     for col in range(0, wi.shape[1], 16):  # one 64-byte line holds 16 float32
-        _prefetch(wi, row, col)
+        prefetch(wi, row, col)
 
 
 @njit(cache=True, inline="always")

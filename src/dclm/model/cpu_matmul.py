@@ -3,9 +3,10 @@ int4 weights, computed straight from the stored weights (never a float copy of a
 
 Decoding multiplies one row per sequence by each weight matrix, so a step costs one read of the weights
 from memory and its speed follows the bytes read: bf16 halves them, int8 quarters them, int4 (with its
-group scales) reads about a seventh. torch's CPU path for that shape streams about 10 GB/s on the 2-core
-AMD EPYC this project measures on; blocked loops compiled with numba and split over the cores by output rows
-stream float32 and bf16 weights at what the memory delivers (`benchmarks/bench_quant.py`). Numba compiles
+group scales) reads about a seventh. Blocked loops compiled with numba and split over the cores by output
+rows stream the weights; each task asks for the row `_AHEAD` rows on (`dclm.prefetch`), since on the 2-core
+Xeon this project measures on, the hardware prefetchers alone left a core reading at about 9 GB/s
+(`benchmarks/bench_quant.py`). Numba compiles
 them with fastmath for the machine it runs on (AVX-512 where the CPU has it, plain SIMD elsewhere). torch's
 own weight-only kernels are measured beside them in `benchmarks/bench_quant_kernels.py`:
 `_weight_int8pack_mm` about as fast as the int8 loop here, `_weight_int4pack_mm_for_cpu` faster than the
@@ -53,11 +54,23 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
+from dclm.prefetch import prefetch  # noqa: E402
+
 MAX_ROWS = 16
 _ROW_BLOCK = 32  # output rows per parallel task
+_AHEAD = 4  # a task asks for the weights of the row this many rows ahead of the one it computes
 _numba_threads = [0]  # the torch thread count numba's pool was last set to
 _pool_pid = [0]  # the process whose numba (GNU OpenMP) pool the kernels run in
 ENABLED = os.environ.get("DCLM_CPU_MATMUL", "1").lower() not in ("0", "false", "no", "off")
+
+
+@njit(cache=True, inline="always")
+def _prefetch_ahead(w, i, n):
+    """Hint the row _AHEAD rows after i of the 2-D array w, one request per 64-byte line."""
+    if i + _AHEAD < n:
+        step = max(1, 64 // w.itemsize)
+        for c in range(0, w.shape[1], step):
+            prefetch(w, i + _AHEAD, c)
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
@@ -67,6 +80,7 @@ def rows_times_weight(w, x, out):
     rows = x.shape[0]
     for blk in prange((n + _ROW_BLOCK - 1) // _ROW_BLOCK):
         for i in range(blk * _ROW_BLOCK, min(n, (blk + 1) * _ROW_BLOCK)):
+            _prefetch_ahead(w, i, n)
             r = 0
             while r + 4 <= rows:
                 a0 = a1 = a2 = a3 = np.float32(0.0)
@@ -100,6 +114,7 @@ def rows_times_bf16(w, x, out):
     lo_shift, hi_mask = np.uint32(16), np.uint32(0xFFFF0000)
     for blk in prange((n + _ROW_BLOCK - 1) // _ROW_BLOCK):
         for i in range(blk * _ROW_BLOCK, min(n, (blk + 1) * _ROW_BLOCK)):
+            _prefetch_ahead(w, i, n)
             r = 0
             while r + 4 <= rows:
                 a0 = a1 = a2 = a3 = np.float32(0.0)
@@ -130,6 +145,7 @@ def rows_times_int8(q, s, x, out):
     rows = x.shape[0]
     for blk in prange((n + _ROW_BLOCK - 1) // _ROW_BLOCK):
         for i in range(blk * _ROW_BLOCK, min(n, (blk + 1) * _ROW_BLOCK)):
+            _prefetch_ahead(q, i, n)
             si = s[i]
             r = 0
             while r + 4 <= rows:
@@ -156,6 +172,7 @@ def rows_times_int4(p, s, z, x, out):
     with p [N, groups, G/2] (three dimensions so every inner index counts from 0: numba's negative-index
     check then folds away and the loop vectorizes)."""
     n, groups, half = p.shape
+    p2 = p.reshape(n, groups * half)  # the same bytes, for the prefetch hint
     rows = x.shape[0]
     xl = np.empty((rows, groups, half), dtype=np.float32)  # x at the low nibbles' inputs
     xd = np.empty((rows, groups, half), dtype=np.float32)  # x_hi - 16 x_lo
@@ -170,6 +187,7 @@ def rows_times_int4(p, s, z, x, out):
     sixteenth = np.float32(0.0625)
     for blk in prange((n + _ROW_BLOCK - 1) // _ROW_BLOCK):
         for i in range(blk * _ROW_BLOCK, min(n, (blk + 1) * _ROW_BLOCK)):
+            _prefetch_ahead(p2, i, n)
             r = 0
             while r + 2 <= rows:
                 t0 = t1 = np.float32(0.0)
