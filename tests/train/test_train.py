@@ -243,6 +243,18 @@ def test_two_process_ddp_matches_one_process(token_data, tmp_path):
     assert state["world_size"] == 2
 
 
+def test_cpu_bf16_autocast_trains_and_resumes(token_data, tmp_path):
+    """`--precision bf16` on the CPU (AMX or AVX-512-BF16 where present): finite falling losses, and a resume
+    continues the same run."""
+    full = run_train(smoke(token_data, tmp_path / "full", precision="bf16"))
+    assert all(math.isfinite(v) for _, v in full.losses)
+    first, last = full.losses[0][1], full.losses[-1][1]
+    assert last < first
+    run_train(smoke(token_data, tmp_path / "part", precision="bf16", max_steps=6))
+    resumed = run_train(smoke(token_data, tmp_path / "part", precision="bf16", resume="latest"))
+    assert resumed.losses[-1][1] == pytest.approx(last, rel=1e-3)
+
+
 @pytest.mark.gpu
 def test_cuda_defaults_bf16_compile_fused(token_data, tmp_path):
     r = run_train(smoke(token_data, tmp_path / "gpu", max_steps=4, device="auto"))
