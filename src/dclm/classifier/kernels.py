@@ -108,7 +108,7 @@ def lookup(buf, start, end, h, table, hashes, vocab, offsets) -> int:
 
 
 @njit(cache=True)
-def _has_prefix(buf, start, end, prefix) -> bool:
+def has_prefix(buf, start, end, prefix) -> bool:
     if end - start < len(prefix):
         return False
     for k in range(len(prefix)):
@@ -118,8 +118,20 @@ def _has_prefix(buf, start, end, prefix) -> bool:
 
 
 @njit(cache=True)
-def _is_eos(buf, start, end) -> bool:
+def is_eos(buf, start, end) -> bool:
     return end - start == 4 and buf[start] == 60 and buf[start + 1] == 47 and buf[start + 2] == 115 and buf[start + 3] == 62
+
+
+@njit(cache=True, inline="always")
+def next_word(buf, i, end):
+    """(start, stop) of the next token of buf[i:end] (fastText's `Dictionary::readWord` separators); start is
+    end when none is left."""
+    while i < end and is_space(buf[i]):
+        i += 1
+    j = i
+    while j < end and not is_space(buf[j]):
+        j += 1
+    return i, j
 
 
 @njit(cache=True)
@@ -132,14 +144,10 @@ def line_rows(buf, start, end, table, hashes, vocab, offsets, label, eos_id, eos
     i = start
     ended = False
     while i < end:
-        while i < end and is_space(buf[i]):
-            i += 1
+        i, j = next_word(buf, i, end)
         if i >= end:
             break
-        j = i
-        while j < end and not is_space(buf[j]):
-            j += 1
-        if not _has_prefix(buf, i, j, label):
+        if not has_prefix(buf, i, j, label):
             h = fnv(buf, i, j)
             w = lookup(buf, i, j, h, table, hashes, vocab, offsets)
             if w >= 0:
@@ -147,7 +155,7 @@ def line_rows(buf, start, end, table, hashes, vocab, offsets, label, eos_id, eos
                 nrows += 1
             word_hashes[nh] = h
             nh += 1
-        if _is_eos(buf, i, j):
+        if is_eos(buf, i, j):
             ended = True
             break
         i = j

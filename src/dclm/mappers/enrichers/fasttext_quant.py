@@ -24,7 +24,7 @@ import struct
 import numpy as np
 from numba import njit
 
-from dclm.classifier.kernels import build_table, fnv, fnv_step, is_space, lookup
+from dclm.classifier.kernels import build_table, fnv, fnv_step, has_prefix, is_eos, lookup, next_word
 
 _MAGIC = 793712314
 _KSUB = 256
@@ -149,20 +149,11 @@ def predict_lines(buf, starts, ends, table, hashes, vocab, offsets, sub_off, sub
         end = ends[k]
         ended = False
         while True:
-            while i < end and is_space(buf[i]):
-                i += 1
+            i, j = next_word(buf, i, end)
             if i >= end:
                 break
-            j = i
-            while j < end and not is_space(buf[j]):
-                j += 1
-            is_label = j - i >= len(label)
-            if is_label:
-                for q in range(len(label)):
-                    if buf[i + q] != label[q]:
-                        is_label = False
-                        break
-            eos = j - i == 4 and buf[i] == 60 and buf[i + 1] == 47 and buf[i + 2] == 115 and buf[i + 3] == 62
+            is_label = has_prefix(buf, i, j, label)
+            eos = is_eos(buf, i, j)
             if not is_label:
                 h = fnv(buf, i, j)
                 w = lookup(buf, i, j, h, table, hashes, vocab, offsets)
