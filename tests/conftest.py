@@ -31,9 +31,9 @@ def pytest_collection_modifyitems(config, items):
 
 # ---- a tiny model and tokenizer for tests/model and tests/generate
 
-@pytest.fixture(scope="session")
-def tiny_tokenizer_file(tmp_path_factory):
-    """A byte-level BPE tokenizer.json with <|endoftext|> = id 0, like GPT-NeoX's (trained here, offline)."""
+def train_tiny_bpe(path, corpus: str):
+    """A byte-level BPE tokenizer.json (400 ids) with <|endoftext|> = id 0, like GPT-NeoX's, trained here
+    offline on 40 copies of `corpus`."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
@@ -41,10 +41,21 @@ def tiny_tokenizer_file(tmp_path_factory):
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(["the quick brown fox jumps over the lazy dog. A stop here."] * 40, trainer)
-    path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
+    tok.train_from_iterator([corpus] * 40, trainer)
     tok.save(str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bpe():
+    """`train_tiny_bpe` for test folders that train their own tokenizer on their own text."""
+    return train_tiny_bpe
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_file(tmp_path_factory):
+    return train_tiny_bpe(tmp_path_factory.mktemp("tok") / "tokenizer.json",
+                          "the quick brown fox jumps over the lazy dog. A stop here.")
 
 
 @pytest.fixture

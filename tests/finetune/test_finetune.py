@@ -10,26 +10,14 @@ peft = pytest.importorskip("peft")
 from dclm.cli import main  # noqa: E402
 
 
-def tiny_tokenizer(path):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(["the capital of france is paris. colour red green blue 123"] * 40, trainer)
-    tok.save(str(path))
-
-
 @pytest.fixture(scope="module")
-def base_dir(tmp_path_factory):
+def base_dir(tmp_path_factory, tiny_bpe):
     from dclm.model import Transformer, get_config, save_model
 
     torch.manual_seed(0)
     d = tmp_path_factory.mktemp("ft") / "base"
     save_model(Transformer(get_config("tiny")).eval(), d)
-    tiny_tokenizer(d / "tokenizer.json")
+    tiny_bpe(d / "tokenizer.json", "the capital of france is paris. colour red green blue 123")
     return d
 
 

@@ -17,29 +17,14 @@ pytest.importorskip("sse_starlette")
 REPO = Path(__file__).resolve().parents[2]
 
 
-def tiny_tokenizer(path: Path) -> Path:
-    """A byte-level BPE tokenizer.json with <|endoftext|> = id 0, like GPT-NeoX's (trained here, offline)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(["User: the quick brown fox jumps over the lazy dog.\n\nAssistant: A stop here."] * 40,
-                            trainer)
-    tok.save(str(path))
-    return path
-
-
 @pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory):
+def tiny_dir(tmp_path_factory, tiny_bpe):
     from dclm.model import Transformer, get_config, save_model
 
     torch.manual_seed(0)
     d = tmp_path_factory.mktemp("serve") / "tiny"
     save_model(Transformer(get_config("tiny")).eval(), d)
-    tiny_tokenizer(d / "tokenizer.json")
+    tiny_bpe(d / "tokenizer.json", "User: the quick brown fox jumps over the lazy dog.\n\nAssistant: A stop here.")
     return d
 
 

@@ -123,6 +123,15 @@ def is_eos(buf, start, end) -> bool:
 
 
 @njit(cache=True, inline="always")
+def longest_line(starts, ends) -> int:
+    """The longest of the lines buf[starts[k]:ends[k]], in bytes (0 for none): sizes the per-line buffers."""
+    longest = 0
+    for k in range(len(starts)):
+        longest = max(longest, ends[k] - starts[k])
+    return longest
+
+
+@njit(cache=True, inline="always")
 def next_word(buf, i, end):
     """(start, stop) of the next token of buf[i:end] (fastText's `Dictionary::readWord` separators); start is
     end when none is left."""
@@ -185,9 +194,7 @@ def predict_lines(buf, starts, ends, table, hashes, vocab, offsets, label, eos_i
     best = np.zeros(n, dtype=np.int32)
     probs = np.zeros(n, dtype=np.float32)
     status = np.zeros(n, dtype=np.int8)
-    longest = 0
-    for k in range(n):
-        longest = max(longest, ends[k] - starts[k])
+    longest = longest_line(starts, ends)
     rows = np.empty(2 * max(ngrams, 1) * (longest + 2) + 2, dtype=np.int64)
     hidden = np.empty(dim, dtype=np.float32)
     out = np.empty(nlabels, dtype=np.float32)

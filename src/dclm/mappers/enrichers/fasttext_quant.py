@@ -24,7 +24,7 @@ import struct
 import numpy as np
 from numba import njit
 
-from dclm.classifier.kernels import build_table, fnv, fnv_step, has_prefix, is_eos, lookup, next_word
+from dclm.classifier.kernels import build_table, fnv, fnv_step, has_prefix, is_eos, longest_line, lookup, next_word
 
 _MAGIC = 793712314
 _KSUB = 256
@@ -132,9 +132,7 @@ def predict_lines(buf, starts, ends, table, hashes, vocab, offsets, sub_off, sub
     best_out = np.zeros(n, dtype=np.int32)
     probs = np.zeros(n, dtype=np.float32)
     status = np.zeros(n, dtype=np.int8)
-    longest = 0
-    for k in range(n):
-        longest = max(longest, ends[k] - starts[k])
+    longest = longest_line(starts, ends)
     word = np.empty(longest + 2, dtype=np.uint8)
     grams = np.empty((longest + 2) * max(maxn, 1) + 1, dtype=np.int64)
     hidden = np.empty(dim, dtype=np.float32)
