@@ -2,7 +2,8 @@
 
 Shared by the kernels that stream large matrices: fastText scoring (`dclm.classifier.kernels`, rows scattered
 over hundreds of MB) and the decode products (`dclm.model.cpu_matmul`, rows read in order, where the
-hardware prefetchers alone left one core reading at about 9 GB/s on the 2-core Xeon this project measures on).
+hardware prefetchers alone did not keep a core's reads at the memory's pace on the 2-core Xeon this project
+measures on).
 A hint only: it changes no value.
 """
 

@@ -5,8 +5,8 @@ Decoding multiplies one row per sequence by each weight matrix, so a step costs 
 from memory and its speed follows the bytes read: bf16 halves them, int8 quarters them, int4 (with its
 group scales) reads about a seventh. Blocked loops compiled with numba and split over the cores by output
 rows stream the weights; each task asks for the row `_AHEAD` rows on (`dclm.prefetch`), since on the 2-core
-Xeon this project measures on, the hardware prefetchers alone left a core reading at about 9 GB/s
-(`benchmarks/bench_quant.py`). Numba compiles
+Xeon this project measures on, the hardware prefetchers alone did not keep a core's reads at the
+memory's pace (decode tok/s with and without the hint: `benchmarks/bench_quant.py`). Numba compiles
 them with fastmath for the machine it runs on (AVX-512 where the CPU has it, plain SIMD elsewhere). torch's
 own weight-only kernels are measured beside them in `benchmarks/bench_quant_kernels.py`:
 `_weight_int8pack_mm` about as fast as the int8 loop here, `_weight_int4pack_mm_for_cpu` faster than the
