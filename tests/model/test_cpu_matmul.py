@@ -150,6 +150,9 @@ def test_bf16_kernel_matches_f_linear(n, k, rows):
         assert out is not None and out.dtype == x.dtype and out.shape == (rows, n)
         ref = (x.double() @ w.double().T).to(x.dtype)  # bf16 -> float32 is exact: only the sum order differs
         torch.testing.assert_close(out, ref, rtol=1e-2 if x.dtype == torch.bfloat16 else 1e-5, atol=1e-4 * k**0.5)
+        if x.dtype == torch.bfloat16:  # the kernel's own rounding to bf16 is torch's (nearest, ties to even)
+            with torch.no_grad():
+                assert torch.equal(out, cpu_matmul.linear(x.float(), w).bfloat16())
 
 
 @pytest.mark.parametrize("n,k", SHAPES)
@@ -176,6 +179,46 @@ def test_int4_kernel_matches_dequantized_reference(n, k, group, rows):
     ref = F.linear(x.double(), dequantize_int4(p, s, z, torch.float64)).float()
     assert out is not None and out.shape == (rows, n)
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4 * k**0.5)
+
+
+needs_int4pack = pytest.mark.skipif(not cpu_matmul.int4pack_ok(), reason="no torch CPU int4 kernel in dclm's repack layout")
+
+
+@needs_int4pack
+@pytest.mark.parametrize("n,k,group", [(64, 64, 32), (128, 256, 128), (192, 384, 64), (64, 512, 256)])
+def test_int4_repack_equals_torchs_own_converter(n, k, group):
+    g = torch.Generator().manual_seed(n + k)
+    p, s, z = quantize_int4(torch.randn(n, k, generator=g), group)
+    pack, sz = cpu_matmul.to_int4pack(p, s, z)
+    assert torch.equal(pack, torch._convert_weight_to_int4pack_for_cpu(cpu_matmul.int4_codes(p, group), 1))
+    assert sz.shape == (k // group, n, 2) and sz.dtype == torch.bfloat16
+
+
+@needs_int4pack
+@pytest.mark.parametrize("n,k,group", [(64, 64, 32), (192, 384, 128), (128, 2816, 128)])
+@pytest.mark.parametrize("rows", [1, 3, 16])
+def test_torch_int4_kernel_matches_its_plain_twin(n, k, group, rows):
+    """The twin: the dequantized matrix with the scales and zero points rounded as the kernel stores them
+    (bf16, zero point z + 8 s) and the activations rounded to bf16, multiplied in float64."""
+    g = torch.Generator().manual_seed(n * 7 + k + rows)
+    p, s, z = quantize_int4(torch.randn(n, k, generator=g) * 3 + 1, group)
+    pack, sz = cpu_matmul.to_int4pack(p, s, z)
+    x = torch.randn(rows, k, generator=g).view(-1, 1, k)  # leading dimensions are kept
+    with torch.no_grad():
+        out = cpu_matmul.linear_int4pack(x, pack, sz)
+    q = cpu_matmul.int4_codes(p, group).double().view(n, k // group, group)
+    scale, zero = (t.double().T[..., None] for t in sz.unbind(-1))
+    w = ((q - 8) * scale + zero).view(n, k)
+    ref = F.linear(x.bfloat16().double(), w).float()
+    assert out is not None and out.shape == (rows, 1, n) and out.dtype == torch.float32
+    torch.testing.assert_close(out, ref, rtol=1e-2, atol=1e-3 * k**0.5)
+
+
+def test_torch_int4_layout_refuses_shapes_it_lacks():
+    p, s, z = quantize_int4(torch.randn(96, 128), 64)  # 96 rows: not whole blocks of 64
+    assert cpu_matmul.to_int4pack(p, s, z) is None
+    p, s, z = quantize_int4(torch.randn(64, 96), 48)  # a group size the kernel has no variant for
+    assert cpu_matmul.to_int4pack(p, s, z) is None
 
 
 def test_int4_groups_that_do_not_tile_the_inputs():

@@ -32,8 +32,11 @@ class FastLinear(nn.Module):
 
 
 class FastQuantLinear(QuantLinear):
-    """QuantLinear whose few CPU rows go through the int8 / int4 kernels; float32 copies of the (small)
-    scales and zeros live in non-persistent buffers, so the state dict is QuantLinear's."""
+    """QuantLinear whose few CPU rows go through the int8 / int4 kernels. int4 weights are repacked once, at
+    the swap, into the layout of torch's own int4 kernel where it takes them (`cpu_matmul.to_int4pack`, about a
+    millisecond per matrix), since that kernel decodes faster than the numba one
+    (`benchmarks/bench_quant_kernels.py`); float32 copies of the (small) scales and zeros and the repacked
+    weights live in non-persistent buffers, so the state dict is QuantLinear's."""
 
     @classmethod
     def wrap(cls, q: QuantLinear) -> "FastQuantLinear":
@@ -43,16 +46,27 @@ class FastQuantLinear(QuantLinear):
         for name, buf in q.named_buffers(recurse=False):
             m.register_buffer(name, buf)
         m.register_buffer("scales32", q.scales.float().contiguous(), persistent=False)
+        m.register_buffer("int4pack", None, persistent=False)
         if q.bits == 4:
             m.register_buffer("zeros32", q.zeros.float().contiguous(), persistent=False)
+            pack = cpu_matmul.to_int4pack(q.qweight, q.scales, q.zeros)
+            if pack is not None:
+                m.register_buffer("int4pack", pack[0], persistent=False)
+                m.register_buffer("int4pack_sz", pack[1], persistent=False)
         return m
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.bits == 8:
             y = cpu_matmul.linear_int8(x, self.qweight, self.scales32)
+        elif self.int4pack is not None:
+            y = cpu_matmul.linear_int4pack(x, self.int4pack, self.int4pack_sz)
         else:
             y = cpu_matmul.linear_int4(x, self.qweight, self.scales32, self.zeros32)
         return y if y is not None else super().forward(x)
+
+    def decode_weights(self) -> torch.Tensor:
+        """The tensor decoding streams: torch's int4 layout where this module uses it, else the stored one."""
+        return self.int4pack if self.int4pack is not None else self.qweight
 
 
 def install_cpu_kernels(model: nn.Module) -> int:
@@ -71,6 +85,6 @@ def install_cpu_kernels(model: nn.Module) -> int:
     for parent, name, fast in swaps:
         setattr(parent, name, fast)
     heavy = [m.weight for m in model.modules() if isinstance(m, FastLinear)]
-    heavy += [m.qweight for m in model.modules() if isinstance(m, FastQuantLinear)]
+    heavy += [m.decode_weights() for m in model.modules() if isinstance(m, FastQuantLinear)]
     cpu_matmul.use_huge_pages(heavy)
     return len(swaps)

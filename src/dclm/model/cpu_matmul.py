@@ -4,14 +4,15 @@ int4 weights, computed straight from the stored weights (never a float copy of a
 Decoding multiplies one row per sequence by each weight matrix, so a step costs one read of the weights
 from memory and its speed follows the bytes read: bf16 halves them, int8 quarters them, int4 (with its
 group scales) reads about a seventh. Blocked loops compiled with numba and split over the cores by output
-rows stream the weights; each task asks for the row `_AHEAD` rows on (`dclm.prefetch`), since on the 2-core
-Xeon this project measures on, the hardware prefetchers alone did not keep a core's reads at the
+rows stream the weights; each task asks for the row `_AHEAD` rows on, into L2 (`dclm.prefetch`), since on
+the 2-core Xeon this project measures on, the hardware prefetchers alone did not keep a core's reads at the
 memory's pace (decode tok/s with and without the hint: `benchmarks/bench_quant.py`). Numba compiles
 them with fastmath for the machine it runs on (AVX-512 where the CPU has it, plain SIMD elsewhere). torch's
 own weight-only kernels are measured beside them in `benchmarks/bench_quant_kernels.py`:
-`_weight_int8pack_mm` about as fast as the int8 loop here, `_weight_int4pack_mm_for_cpu` faster than the
-int4 loop, but both want bf16 activations (float32 ones ran 5-10x slower) and the int4 one a torch-internal
-layout that every load would have to repack.
+`_weight_int8pack_mm` slower than the int8 loop here, `_weight_int4pack_mm_for_cpu` faster than the int4
+loop (with bf16 activations; float32 ones ran 5-10x slower), so int4 weights are repacked into its layout
+once, when the kernels are swapped in (`to_int4pack`, a numba pass checked against torch's own converter),
+and the numba int4 loop serves where torch's kernel does not apply.
 
 The kernels and their layouts:
 - float32 `w[N, K]`; bf16 weights read as uint32 pairs (`w[N, K/2]`, element 2j in the low half), widened
@@ -21,8 +22,9 @@ The kernels and their layouts:
   and input g*G + G/2 + b in its high nibble, `w = q * s[n, g] + z[n, g]`. The kernel never splits the
   nibbles: with f = float(byte) and h = floor(f / 16), q_lo * x_lo + q_hi * x_hi = f * x_lo + h * (x_hi -
   16 x_lo), and the zero point's share is z * sum(x over the group), both prepared once per call from x.
-Activations are float32 and every output element is one dot product in a fixed order, so results do not
-depend on the thread count. Rows of x are taken four (int4: two) at a time, so each weight is widened once
+Activations are float32 (the bf16 kernel also takes a bf16 model's as they are and rounds its outputs to
+bf16 itself) and every output element is one dot product in a fixed order, so results do not depend on
+the thread count. Rows of x are taken four (int4: two) at a time, so each weight is widened once
 for several products (batched decoding).
 
 Streaming also needs the weights on 2 MiB pages: the hardware prefetchers stop at every 4 KiB page
@@ -52,9 +54,10 @@ passive_openmp()  # before numba's pool starts (torch's pool has read it already
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from numba import njit, prange  # noqa: E402
+from numba import njit, prange, types  # noqa: E402
+from numba.extending import overload  # noqa: E402
 
-from dclm.prefetch import prefetch  # noqa: E402
+from dclm.prefetch import prefetch_l2  # noqa: E402
 
 MAX_ROWS = 16
 _ROW_BLOCK = 32  # output rows per parallel task
@@ -70,7 +73,7 @@ def _prefetch_ahead(w, i, n):
     if i + _AHEAD < n:
         step = max(1, 64 // w.itemsize)
         for c in range(0, w.shape[1], step):
-            prefetch(w, i + _AHEAD, c)
+            prefetch_l2(w, i + _AHEAD, c)
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
@@ -100,17 +103,46 @@ def rows_times_weight(w, x, out):
                 r += 1
 
 
+def _widen(v):
+    """An activation as float32: itself, or a bf16 value given by its uint16 bits (exact)."""
+
+
+@overload(_widen, inline="always")
+def _widen_impl(v):
+    if isinstance(v, types.Integer):
+        return lambda v: np.uint32(np.uint32(v) << np.uint32(16)).view(np.float32)
+    return lambda v: np.float32(v)
+
+
+def _put(out, r, i, v):
+    """out[r, i] = v, rounded to the nearest bf16 (ties to even) where out holds bf16 bits as uint16."""
+
+
+@overload(_put, inline="always")
+def _put_impl(out, r, i, v):
+    if isinstance(out.dtype, types.Integer):
+        def narrow(out, r, i, v):
+            b = np.float32(v).view(np.uint32)
+            out[r, i] = np.uint16((b + np.uint32(0x7FFF) + ((b >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16))
+        return narrow
+
+    def store(out, r, i, v):
+        out[r, i] = v
+    return store
+
+
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def rows_times_bf16(w, x, out):
-    """out[r, i] = sum_j w[i, j] x[r, j] for bf16 w read as uint32 pairs [N, K/2]."""
+    """out[r, i] = sum_j w[i, j] x[r, j] for bf16 w read as uint32 pairs [N, K/2]; x and out float32, or both
+    bf16 as uint16 bits (a bf16 model's activations, converted here instead of by two torch ops per call)."""
     n, kp = w.shape
     rows = x.shape[0]
     xe = np.empty((rows, kp), dtype=np.float32)  # x's even and odd columns, to match the pairs
     xo = np.empty((rows, kp), dtype=np.float32)
     for r in range(rows):
         for j in range(kp):
-            xe[r, j] = x[r, 2 * j]
-            xo[r, j] = x[r, 2 * j + 1]
+            xe[r, j] = _widen(x[r, 2 * j])
+            xo[r, j] = _widen(x[r, 2 * j + 1])
     lo_shift, hi_mask = np.uint32(16), np.uint32(0xFFFF0000)
     for blk in prange((n + _ROW_BLOCK - 1) // _ROW_BLOCK):
         for i in range(blk * _ROW_BLOCK, min(n, (blk + 1) * _ROW_BLOCK)):
@@ -126,7 +158,10 @@ def rows_times_bf16(w, x, out):
                     a1 += we * xe[r + 1, j] + wo * xo[r + 1, j]
                     a2 += we * xe[r + 2, j] + wo * xo[r + 2, j]
                     a3 += we * xe[r + 3, j] + wo * xo[r + 3, j]
-                out[r, i], out[r + 1, i], out[r + 2, i], out[r + 3, i] = a0, a1, a2, a3
+                _put(out, r, i, a0)
+                _put(out, r + 1, i, a1)
+                _put(out, r + 2, i, a2)
+                _put(out, r + 3, i, a3)
                 r += 4
             while r < rows:
                 acc = np.float32(0.0)
@@ -134,7 +169,7 @@ def rows_times_bf16(w, x, out):
                     u = w[i, j]
                     acc += (np.uint32(u << lo_shift).view(np.float32) * xe[r, j]
                             + np.uint32(u & hi_mask).view(np.float32) * xo[r, j])
-                out[r, i] = acc
+                _put(out, r, i, acc)
                 r += 1
 
 
@@ -214,6 +249,80 @@ def rows_times_int4(p, s, z, x, out):
                 r += 1
 
 
+# torch's CPU int4 kernel (`torch._weight_int4pack_mm_for_cpu`) on its AVX-512 layout: output rows in blocks
+# of 64, stored input by input, byte j of input k in block nb holding row nb*64 + j's code in its low nibble
+# and row nb*64 + 32 + j's in its high one (read off `_convert_weight_to_int4pack_for_cpu`; `int4pack_ok`
+# checks that this torch build still writes it).
+_PACK_BLOCK = 64
+_PACK_GROUPS = (32, 64, 128, 256)  # the group sizes that kernel takes
+_pack_layout_ok: list[bool] = []  # the check's answer, once per process
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def int4_to_torch_layout(p, out):
+    """dclm's nibble layout p [N, groups, G/2] -> torch's out [N/64, K, 32], both uint8, in one pass."""
+    n, groups, half = p.shape
+    for nb in prange(n // _PACK_BLOCK):
+        for j in range(_PACK_BLOCK // 2):
+            lo_row, hi_row = nb * _PACK_BLOCK + j, nb * _PACK_BLOCK + _PACK_BLOCK // 2 + j
+            for g in range(groups):
+                base = g * 2 * half
+                for b in range(half):
+                    a, c = p[lo_row, g, b], p[hi_row, g, b]
+                    out[nb, base + b, j] = (a & 15) | ((c & 15) << 4)
+                    out[nb, base + half + b, j] = (a >> 4) | (c & 240)
+
+
+def int4_codes(packed: torch.Tensor, group: int) -> torch.Tensor:
+    """The plain int32 codes [N, K] of dclm's packed int4 weights, the input torch's own converter takes."""
+    n, half_k = packed.shape
+    p = packed.view(n, half_k * 2 // group, group // 2)
+    return torch.cat((p & 0xF, p >> 4), dim=-1).reshape(n, 2 * half_k).to(torch.int32)
+
+
+def int4pack_ok() -> bool:
+    """Whether torch's int4 kernel is here and its converter writes the layout `int4_to_torch_layout` does."""
+    if not _pack_layout_ok:
+        ok = hasattr(torch, "_weight_int4pack_mm_for_cpu") and hasattr(torch, "_convert_weight_to_int4pack_for_cpu")
+        if ok:
+            g = torch.Generator().manual_seed(0)
+            probe = torch.randint(0, 256, (2 * _PACK_BLOCK, 128), dtype=torch.uint8, generator=g)
+            mine = torch.empty(2, 256, _PACK_BLOCK // 2, dtype=torch.uint8)
+            int4_to_torch_layout(probe.view(2 * _PACK_BLOCK, 2, 64).numpy(), mine.numpy())
+            theirs = torch._convert_weight_to_int4pack_for_cpu(int4_codes(probe, 128), 1)
+            ok = theirs.shape == (2 * _PACK_BLOCK, 128) and torch.equal(theirs.reshape(-1), mine.reshape(-1))
+        _pack_layout_ok.append(ok)
+    return _pack_layout_ok[0]
+
+
+def to_int4pack(packed: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """dclm's int4 weights (uint8 [N, K/2], scales and zeros [N, K/G]) as torch's kernel wants them: the
+    packed codes [N, K/2] and bf16 scales-and-zeros [K/G, N, 2] with w = (q - 8) * s + (z + 8 s). None where
+    that kernel cannot take them (N not a multiple of 64, a group size it lacks, another layout)."""
+    n, half_k = packed.shape
+    groups = scales.shape[1]
+    group = 2 * half_k // groups
+    if (not ENABLED or n % _PACK_BLOCK or group not in _PACK_GROUPS or packed.dtype != torch.uint8
+            or not packed.is_contiguous() or not int4pack_ok()):
+        return None
+    out = torch.empty(n // _PACK_BLOCK, 2 * half_k, _PACK_BLOCK // 2, dtype=torch.uint8)
+    int4_to_torch_layout(packed.view(n, groups, group // 2).numpy(), out.numpy())
+    s, z = scales.float(), zeros.float()
+    sz = torch.stack((s.T, (z + 8 * s).T), dim=-1).to(torch.bfloat16).contiguous()
+    return out.view(n, half_k), sz
+
+
+def linear_int4pack(x: torch.Tensor, pack: torch.Tensor, sz: torch.Tensor) -> torch.Tensor | None:
+    """x [..., K] @ w.T through torch's int4 kernel on `to_int4pack`'s tensors (activations rounded to bf16,
+    which that kernel needs to be fast), or None where the fast path does not apply."""
+    k = 2 * pack.shape[1]
+    rows = _rows(x, k)
+    if not rows:
+        return None
+    y = torch._weight_int4pack_mm_for_cpu(x.detach().reshape(rows, k).to(torch.bfloat16), pack, k // sz.shape[0], sz)
+    return y.reshape(*x.shape[:-1], pack.shape[0]).to(x.dtype)
+
+
 def _rows(x: torch.Tensor, k: int) -> int:
     """The number of rows of x when the fast path applies to it, else 0."""
     if not ENABLED or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.bfloat16) or x.shape[-1] != k:
@@ -258,8 +367,14 @@ def linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor | None:
         rows = _rows(x, k)
         if not rows:
             return None
+        w = weight.detach().view(torch.int32).numpy().view(np.uint32)
+        if x.dtype == torch.bfloat16:
+            xb = x.detach().reshape(rows, k).contiguous().view(torch.int16).numpy().view(np.uint16)
+            out = np.empty((rows, weight.shape[0]), dtype=np.uint16)
+            rows_times_bf16(w, xb, out)
+            return torch.from_numpy(out.view(np.int16)).view(torch.bfloat16).reshape(*x.shape[:-1], out.shape[1])
         out = np.empty((rows, weight.shape[0]), dtype=np.float32)
-        rows_times_bf16(weight.detach().view(torch.int32).numpy().view(np.uint32), _x32(x, rows).numpy(), out)
+        rows_times_bf16(w, _x32(x, rows).numpy(), out)
         return _finish(out, x)
     if not _weight_ok(weight, torch.float32) or x.dtype != torch.float32:
         return None
