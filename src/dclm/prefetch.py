@@ -39,5 +39,5 @@ def _prefetch_intrinsic(locality: int, doc: str):
 prefetch = _prefetch_intrinsic(3, "Hint the CPU to load the cache line holding matrix[row, col] of a 2-D array.")
 prefetch_l2 = _prefetch_intrinsic(
     2, "The same hint into L2 only: for rows streamed in order, where an L1 request holds one of the core's few "
-       "L1 miss buffers until the line arrives, an L2 request does not (decode products on the 2-core Xeon: about "
-       "10% more read bandwidth, `benchmarks/bench_quant_kernels.py`).")
+       "L1 miss buffers until the line arrives, an L2 request does not (the decode products' case; decode speed "
+       "with it: `benchmarks/bench_quant.py`).")
