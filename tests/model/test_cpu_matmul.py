@@ -12,7 +12,7 @@ from dclm.generate.sampling import SamplingParams
 from dclm.model import Transformer, cpu_matmul, get_config
 from dclm.generate.cpu import FastLinear
 from dclm.generate.quantize import (dequantize_int4, dequantize_int8, group_size_for, quantize_int4,
-                                    quantize_int8)
+                                    quantize_int8, unpack_int4)
 
 
 @pytest.mark.parametrize("n,k", [(1, 1), (31, 7), (33, 64), (100, 130), (257, 512)])
@@ -190,7 +190,8 @@ def test_int4_repack_equals_torchs_own_converter(n, k, group):
     g = torch.Generator().manual_seed(n + k)
     p, s, z = quantize_int4(torch.randn(n, k, generator=g), group)
     pack, sz = cpu_matmul.to_int4pack(p, s, z)
-    assert torch.equal(pack, torch._convert_weight_to_int4pack_for_cpu(cpu_matmul.int4_codes(p, group), 1))
+    codes = unpack_int4(p, k // group).reshape(n, k).to(torch.int32)
+    assert torch.equal(pack, torch._convert_weight_to_int4pack_for_cpu(codes, 1))
     assert sz.shape == (k // group, n, 2) and sz.dtype == torch.bfloat16
 
 
@@ -206,7 +207,7 @@ def test_torch_int4_kernel_matches_its_plain_twin(n, k, group, rows):
     x = torch.randn(rows, k, generator=g).view(-1, 1, k)  # leading dimensions are kept
     with torch.no_grad():
         out = cpu_matmul.linear_int4pack(x, pack, sz)
-    q = cpu_matmul.int4_codes(p, group).double().view(n, k // group, group)
+    q = unpack_int4(p, k // group).double()
     scale, zero = (t.double().T[..., None] for t in sz.unbind(-1))
     w = ((q - 8) * scale + zero).view(n, k)
     ref = F.linear(x.bfloat16().double(), w).float()

@@ -72,12 +72,16 @@ def dequantize_int8(q: torch.Tensor, scales: torch.Tensor, dtype) -> torch.Tenso
     return q.to(dtype) * scales[:, None].to(dtype)
 
 
+def unpack_int4(packed: torch.Tensor, groups: int) -> torch.Tensor:
+    """The codes [rows, groups, group] (uint8, 0..15) of packed int4 rows: low nibbles first, then high."""
+    p = packed.reshape(packed.shape[0], groups, -1)
+    return torch.cat((p & 0xF, p >> 4), dim=-1)
+
+
 def dequantize_int4(packed: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor, dtype) -> torch.Tensor:
-    rows, n = scales.shape
-    p = packed.reshape(rows, n, -1)
-    q = torch.cat((p & 0xF, p >> 4), dim=-1)  # [rows, groups, group]: low nibbles first, then high
+    q = unpack_int4(packed, scales.shape[1])
     w = q.to(dtype) * scales[..., None].to(dtype) + zeros[..., None].to(dtype)
-    return w.reshape(rows, -1)
+    return w.reshape(scales.shape[0], -1)
 
 
 def group_size_for(in_features: int, group: int) -> int:

@@ -57,6 +57,7 @@ import torch  # noqa: E402
 from numba import njit, prange, types  # noqa: E402
 from numba.extending import overload  # noqa: E402
 
+from dclm.generate.quantize import unpack_int4  # noqa: E402
 from dclm.prefetch import prefetch_l2  # noqa: E402
 
 MAX_ROWS = 16
@@ -273,13 +274,6 @@ def int4_to_torch_layout(p, out):
                     out[nb, base + half + b, j] = (a >> 4) | (c & 240)
 
 
-def int4_codes(packed: torch.Tensor, group: int) -> torch.Tensor:
-    """The plain int32 codes [N, K] of dclm's packed int4 weights, the input torch's own converter takes."""
-    n, half_k = packed.shape
-    p = packed.view(n, half_k * 2 // group, group // 2)
-    return torch.cat((p & 0xF, p >> 4), dim=-1).reshape(n, 2 * half_k).to(torch.int32)
-
-
 def int4pack_ok() -> bool:
     """Whether torch's int4 kernel is here and its converter writes the layout `int4_to_torch_layout` does."""
     if not _pack_layout_ok:
@@ -289,7 +283,8 @@ def int4pack_ok() -> bool:
             probe = torch.randint(0, 256, (2 * _PACK_BLOCK, 128), dtype=torch.uint8, generator=g)
             mine = torch.empty(2, 256, _PACK_BLOCK // 2, dtype=torch.uint8)
             int4_to_torch_layout(probe.view(2 * _PACK_BLOCK, 2, 64).numpy(), mine.numpy())
-            theirs = torch._convert_weight_to_int4pack_for_cpu(int4_codes(probe, 128), 1)
+            codes = unpack_int4(probe, 2).reshape(probe.shape[0], -1).to(torch.int32)
+            theirs = torch._convert_weight_to_int4pack_for_cpu(codes, 1)
             ok = theirs.shape == (2 * _PACK_BLOCK, 128) and torch.equal(theirs.reshape(-1), mine.reshape(-1))
         _pack_layout_ok.append(ok)
     return _pack_layout_ok[0]
