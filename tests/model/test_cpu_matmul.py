@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from dclm.generate.engine import Decoder
 from dclm.generate.sampling import SamplingParams
-from dclm.model import Transformer, cpu_matmul, get_config
+from dclm.model import Transformer, cpu_bf16dot, cpu_matmul, get_config
 from dclm.generate.cpu import FastLinear
 from dclm.generate.quantize import (dequantize_int4, dequantize_int8, group_size_for, quantize_int4,
                                     quantize_int8, unpack_int4)
@@ -150,9 +150,52 @@ def test_bf16_kernel_matches_f_linear(n, k, rows):
         assert out is not None and out.dtype == x.dtype and out.shape == (rows, n)
         ref = (x.double() @ w.double().T).to(x.dtype)  # bf16 -> float32 is exact: only the sum order differs
         torch.testing.assert_close(out, ref, rtol=1e-2 if x.dtype == torch.bfloat16 else 1e-5, atol=1e-4 * k**0.5)
-        if x.dtype == torch.bfloat16:  # the kernel's own rounding to bf16 is torch's (nearest, ties to even)
-            with torch.no_grad():
-                assert torch.equal(out, cpu_matmul.linear(x.float(), w).bfloat16())
+
+
+@pytest.mark.parametrize("n,k", SHAPES)
+@pytest.mark.parametrize("rows", [1, 5])
+def test_widening_bf16_kernel_rounds_like_torch(n, k, rows):
+    """Given bf16 activations, the plain kernel's own rounding of its float32 sums is torch's .bfloat16()
+    (nearest, ties to even)."""
+    g = torch.Generator().manual_seed(n + k + rows)
+    w = torch.randn(n, k, generator=g).bfloat16().view(torch.int32).numpy().view("uint32")
+    x = torch.randn(rows, k, generator=g).bfloat16()
+    bits, sums = torch.empty(rows, n, dtype=torch.bfloat16), torch.empty(rows, n)
+    cpu_matmul.rows_times_bf16(w, x.view(torch.uint16).numpy(), bits.view(torch.uint16).numpy())
+    cpu_matmul.rows_times_bf16(w, x.float().numpy(), sums.numpy())
+    assert torch.equal(bits, sums.bfloat16())
+
+
+@pytest.mark.skipif(not cpu_bf16dot.available(), reason="this CPU lacks AVX-512 BF16")
+@pytest.mark.parametrize("n,k", SHAPES + [(5, 33), (64, 96), (40, 1000)])  # whole 32-chunks, tails, odd K
+@pytest.mark.parametrize("rows", [1, 3, 4, 5, 16])
+def test_bf16_dot_kernel_matches_its_plain_twin(n, k, rows):
+    """vdpbf16ps sums the same exact products in float32 in another order: the bf16 results are within a
+    bf16 rounding of the float64 reference and of the widening kernel's."""
+    g = torch.Generator().manual_seed(n * 3 + k + rows)
+    w, x = torch.randn(n, k, generator=g).bfloat16(), torch.randn(rows, k, generator=g).bfloat16()
+    fast = torch.empty(rows, n, dtype=torch.bfloat16)
+    cpu_bf16dot.rows_times_bf16_dot(w.view(torch.uint16).numpy(), x.view(torch.uint16).numpy(),
+                                    fast.view(torch.uint16).numpy())
+    ref = x.double() @ w.double().T
+    torch.testing.assert_close(fast.double(), ref, rtol=2**-8, atol=1e-5 * k**0.5)
+    if k % 2 == 0:
+        plain = torch.empty(rows, n, dtype=torch.bfloat16)
+        cpu_matmul.rows_times_bf16(w.view(torch.int32).numpy().view("uint32"), x.view(torch.uint16).numpy(),
+                                   plain.view(torch.uint16).numpy())
+        torch.testing.assert_close(fast, plain, rtol=2**-7, atol=1e-5 * k**0.5)
+    with torch.no_grad():
+        assert torch.equal(cpu_matmul.linear(x, w), fast)  # the path bf16 models decode through
+
+
+def test_fast_linear_follows_its_weight_when_the_storage_moves():
+    lin = FastLinear(torch.nn.Parameter(torch.randn(64, 32), requires_grad=False))
+    x = torch.randn(1, 32)
+    with torch.no_grad():
+        lin(x)
+        cpu_matmul.use_huge_pages([lin.weight])  # a new storage: the kept view would read the old one
+        lin.weight.mul_(2)
+        torch.testing.assert_close(lin(x), F.linear(x, lin.weight), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("n,k", SHAPES)

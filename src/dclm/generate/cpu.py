@@ -25,10 +25,16 @@ class FastLinear(nn.Module):
         super().__init__()
         self.weight = weight
         self.out_features, self.in_features = weight.shape
+        self._view = (None, None)  # (storage address, cpu_matmul.weight_view), made again when the storage moves
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = cpu_matmul.linear(x, self.weight)
-        return y if y is not None else F.linear(x, self.weight.to(x.dtype))
+        if not torch.compiler.is_compiling():  # a traced step gets the plain product
+            if self._view[0] != self.weight.data_ptr():
+                self._view = (self.weight.data_ptr(), cpu_matmul.weight_view(self.weight))
+            y = cpu_matmul.linear(x, self.weight, self._view[1]) if self._view[1] is not None else None
+            if y is not None:
+                return y
+        return F.linear(x, self.weight.to(x.dtype))
 
 
 class FastQuantLinear(QuantLinear):

@@ -16,7 +16,9 @@ and the numba int4 loop serves where torch's kernel does not apply.
 
 The kernels and their layouts:
 - float32 `w[N, K]`; bf16 weights read as uint32 pairs (`w[N, K/2]`, element 2j in the low half), widened
-  to float32 by a shift, which is exact;
+  to float32 by a shift, which is exact (on CPUs with AVX-512 BF16, a bf16 model's bf16 activations go
+  through `dclm.model.cpu_bf16dot` instead, which multiplies bf16 pairs in one instruction; this widening
+  loop is its twin);
 - int8 `q[N, K]` with one float32 scale per output row: `w = q * s[n]`;
 - int4 `p[N, K/2]` in groups of G inputs (G even): byte b of group g holds input g*G + b in its low nibble
   and input g*G + G/2 + b in its high nibble, `w = q * s[n, g] + z[n, g]`. The kernel never splits the
@@ -65,6 +67,7 @@ _ROW_BLOCK = 32  # output rows per parallel task
 _AHEAD = 4  # a task asks for the weights of the row this many rows ahead of the one it computes
 _numba_threads = [0]  # the torch thread count numba's pool was last set to
 _pool_pid = [0]  # the process whose numba (GNU OpenMP) pool the kernels run in
+_bf16_dot: list = []  # the AVX-512 BF16 kernel or None, once per process
 ENABLED = os.environ.get("DCLM_CPU_MATMUL", "1").lower() not in ("0", "false", "no", "off")
 
 
@@ -348,37 +351,66 @@ def _finish(out: np.ndarray, x: torch.Tensor) -> torch.Tensor:
     return y if x.dtype == torch.float32 else y.to(x.dtype)
 
 
+def _bits(t: torch.Tensor, rows: int) -> np.ndarray:
+    """A contiguous float32 or bf16 tensor as a [rows, -1] array of float32 or of bf16 bits (uint16)."""
+    t = t.detach().reshape(rows, t.shape[-1])
+    return (t.view(torch.uint16) if t.dtype == torch.bfloat16 else t).numpy()
+
+
 def _weight_ok(w: torch.Tensor, dtype: torch.dtype) -> bool:
     return (w.device.type == "cpu" and w.dtype == dtype and w.dim() == 2 and w.is_contiguous()
             and not (torch.is_grad_enabled() and w.requires_grad))
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor | None:
-    """x [..., K] @ weight[N, K].T for float32 or bf16 weights, or None when the path does not apply."""
-    k = weight.shape[-1]
-    if weight.dtype == torch.bfloat16:
-        if k % 2 or not _weight_ok(weight, torch.bfloat16):
+def weight_view(weight: torch.Tensor) -> np.ndarray | None:
+    """The array `linear` computes from for this float32 or bf16 weight [N, K] (bf16 as its uint16 bits), or
+    None where the path cannot take it. Callers that multiply by the same weight many times keep it (the
+    view costs a few microseconds, a tenth of a small decode product) and make it again if the weight's
+    storage moves."""
+    if weight.dtype not in (torch.float32, torch.bfloat16) or weight.device.type != "cpu" or weight.dim() != 2:
+        return None
+    if not weight.is_contiguous():
+        return None
+    return _bits(weight, weight.shape[0])
+
+
+def _bf16_dot_kernel():
+    """`cpu_bf16dot`'s kernel for bf16 weights times bf16 activations where the CPU has AVX-512 BF16, else
+    None (the plain widening kernel then serves)."""
+    if not _bf16_dot:
+        from dclm.model import cpu_bf16dot
+
+        _bf16_dot.append(cpu_bf16dot.rows_times_bf16_dot if cpu_bf16dot.available() else None)
+    return _bf16_dot[0]
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, view: np.ndarray | None = None) -> torch.Tensor | None:
+    """x [..., K] @ weight[N, K].T for float32 or bf16 weights, or None when the path does not apply.
+    `view`: `weight_view(weight)`, made once by a caller that keeps it."""
+    if view is None:
+        view = weight_view(weight)
+        if view is None:
             return None
-        rows = _rows(x, k)
-        if not rows:
-            return None
-        w = weight.detach().view(torch.int32).numpy().view(np.uint32)
-        if x.dtype == torch.bfloat16:
-            xb = x.detach().reshape(rows, k).contiguous().view(torch.int16).numpy().view(np.uint16)
-            out = np.empty((rows, weight.shape[0]), dtype=np.uint16)
-            rows_times_bf16(w, xb, out)
-            return torch.from_numpy(out.view(np.int16)).view(torch.bfloat16).reshape(*x.shape[:-1], out.shape[1])
-        out = np.empty((rows, weight.shape[0]), dtype=np.float32)
-        rows_times_bf16(w, _x32(x, rows).numpy(), out)
-        return _finish(out, x)
-    if not _weight_ok(weight, torch.float32) or x.dtype != torch.float32:
+    if torch.is_grad_enabled() and weight.requires_grad:
+        return None
+    n, k = view.shape
+    if weight.dtype == torch.float32 and x.dtype == torch.float32:
+        kernel, w = rows_times_weight, view
+    elif weight.dtype != torch.bfloat16 or x.dtype not in (torch.float32, torch.bfloat16):
+        return None
+    elif x.dtype == torch.bfloat16 and (dot := _bf16_dot_kernel()) is not None:
+        kernel, w = dot, view
+    elif k % 2 == 0:  # the widening kernel reads bf16 weights in pairs
+        kernel, w = rows_times_bf16, view.view(np.uint32)
+    else:
         return None
     rows = _rows(x, k)
     if not rows:
         return None
-    out = np.empty((rows, weight.shape[0]), dtype=np.float32)
-    rows_times_weight(weight.detach().numpy(), _x32(x, rows).numpy(), out)
-    return _finish(out, x)
+    out = np.empty((rows, n), dtype=np.uint16 if x.dtype == torch.bfloat16 else np.float32)
+    kernel(w, _bits(x.contiguous(), rows), out)
+    y = torch.from_numpy(out)
+    return (y.view(torch.bfloat16) if x.dtype == torch.bfloat16 else y).view(*x.shape[:-1], n)
 
 
 def linear_int8(x: torch.Tensor, q: torch.Tensor, scales: torch.Tensor) -> torch.Tensor | None:
