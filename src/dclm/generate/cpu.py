@@ -1,21 +1,24 @@
-"""Swap the CPU decode kernels of `dclm.model.cpu_matmul` into a loaded model.
+"""Swap the CPU decode kernels of `dclm.model.cpu_matmul` and `dclm.model.cpu_attention` into a loaded model.
 
 `dclm.model.openlm` is plain torch and `dclm.generate.quantize.QuantLinear` multiplies by its dequantized
-matrix; both stay the references. For CPU inference, `install_cpu_kernels(model)` replaces every float32 or
-bf16 Linear with a `FastLinear` and every `QuantLinear` with a `FastQuantLinear`: the same tensors (state
-dict keys and tied weights unchanged), computing decoding's few rows straight from the stored weights and
-handing every other shape (prefill, gradients) to the plain computation. It then moves the decode weights
-onto huge pages (`cpu_matmul.use_huge_pages`), the one copy a memory-mapped load makes.
-"""
+matrix; both stay the references. For CPU inference, `install_cpu_kernels(model)` replaces every open_lm
+Attention with a `FastAttention` (a decode step's norms, rotary, cache write and attention in one kernel),
+every float32 or bf16 Linear with a `FastLinear` and every `QuantLinear` with a `FastQuantLinear`: the same
+tensors (state dict keys and tied weights unchanged), computing decoding's few rows straight from the
+stored weights and handing every other shape (prefill, gradients) to the plain computation. It then moves
+the decode weights onto huge pages (`cpu_matmul.use_huge_pages`), the one copy a memory-mapped load makes."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dclm.generate.engine import StaticKVCache
 from dclm.generate.quantize import QuantLinear
-from dclm.model import cpu_matmul
+from dclm.model import cpu_attention, cpu_matmul
+from dclm.model.openlm import Attention
 
 
 class FastLinear(nn.Module):
@@ -75,22 +78,68 @@ class FastQuantLinear(QuantLinear):
         return self.int4pack if self.int4pack is not None else self.qweight
 
 
+class FastAttention(Attention):
+    """open_lm Attention whose decode steps on the CPU against our static cache (one new token per row) go
+    through `cpu_attention.attend_step` after the q/k/v product; every other call is Attention's own."""
+
+    @classmethod
+    def wrap(cls, a: Attention) -> "FastAttention":
+        m = cls.__new__(cls)
+        nn.Module.__init__(m)
+        m.train(a.training)
+        m.layer_id, m.n_heads, m.head_dim, m.apply_qk_norm = a.layer_id, a.n_heads, a.head_dim, a.apply_qk_norm
+        for name, child in a.named_children():
+            m.add_module(name, child)
+        m._arrays = {}  # kept numpy views of the gains, frequencies and caches, by storage address
+        return m
+
+    def _array(self, t: torch.Tensor) -> np.ndarray:
+        key = (t.data_ptr(), t.dtype, t.shape)
+        view = self._arrays.get(key)
+        if view is None:
+            if len(self._arrays) > 8:  # caches come and go with batch shapes
+                self._arrays.clear()
+            view = self._arrays[key] = cpu_attention.array(t)
+        return view
+
+    def forward(self, x, positions, mask, cache):
+        if not (isinstance(cache, StaticKVCache) and cache.input_pos.numel() == 1 and cpu_attention.applies(x, cache.k)
+                and (mask is None or mask.shape == (x.shape[0], 1, 1, cache.k.shape[3]))):
+            return super().forward(x, positions, mask, cache)
+        if self.apply_qk_norm:
+            gains = (self._array(self.q_norm.weight), self._array(self.k_norm.weight))
+            eps = self.q_norm.eps
+        else:
+            gains, eps = (np.zeros(0, np.float32),) * 2, 0.0
+        out = cpu_attention.attend_step(self.in_proj(x), gains, eps, self._array(self.pos_embed.inv_freq),
+                                        positions.contiguous(), (self._array(cache.k), self._array(cache.v)),
+                                        self.layer_id, int(cache.input_pos), mask)
+        return self.out_proj(out)
+
+
 def install_cpu_kernels(model: nn.Module) -> int:
     """In place, for a model on the CPU: swap in the fast modules (once; again is a no-op) and move their
     weights onto huge pages. Returns the number of modules swapped."""
     swaps = []
+    for parent in model.modules():  # attention first: the linears inside are swapped in the new module
+        for name, child in parent.named_children():
+            if type(child) is Attention:
+                swaps.append((parent, name, FastAttention.wrap(child)))
+    for parent, name, fast in swaps:
+        setattr(parent, name, fast)
+    linears = []
     for parent in model.modules():
         for name, child in parent.named_children():
             if type(child) in (FastLinear, FastQuantLinear):
                 continue
             if isinstance(child, nn.Linear) and child.bias is None and child.weight.device.type == "cpu":
                 if child.weight.dtype in (torch.float32, torch.bfloat16):
-                    swaps.append((parent, name, FastLinear(child.weight)))
+                    linears.append((parent, name, FastLinear(child.weight)))
             elif isinstance(child, QuantLinear) and child.qweight.device.type == "cpu" and type(parent).__name__ != "QuantEmbedding":
-                swaps.append((parent, name, FastQuantLinear.wrap(child)))
-    for parent, name, fast in swaps:
+                linears.append((parent, name, FastQuantLinear.wrap(child)))
+    for parent, name, fast in linears:
         setattr(parent, name, fast)
     heavy = [m.weight for m in model.modules() if isinstance(m, FastLinear)]
     heavy += [m.decode_weights() for m in model.modules() if isinstance(m, FastQuantLinear)]
     cpu_matmul.use_huge_pages(heavy)
-    return len(swaps)
+    return len(swaps) + len(linears)

@@ -20,7 +20,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from dclm.model.cpu_matmul import _ROW_BLOCK, _prefetch_ahead, _put, _widen
+from dclm.model.cpu_matmul import _ROW_BLOCK, _prefetch_ahead, _stored, _widen
 
 CHUNK = 32  # bf16 elements per instruction (one 64-byte line)
 _supported: list[bool] = []
@@ -133,14 +133,14 @@ def rows_times_bf16_dot(w, x, out):
                     a1 += wv * _widen(x[r + 1, j])
                     a2 += wv * _widen(x[r + 2, j])
                     a3 += wv * _widen(x[r + 3, j])
-                _put(out, r, i, a0)
-                _put(out, r + 1, i, a1)
-                _put(out, r + 2, i, a2)
-                _put(out, r + 3, i, a3)
+                out[r, i] = _stored(out, a0)
+                out[r + 1, i] = _stored(out, a1)
+                out[r + 2, i] = _stored(out, a2)
+                out[r + 3, i] = _stored(out, a3)
                 r += 4
             while r < rows:
                 a = _dot1(w, i, x, r, chunks)
                 for j in range(tail, k):
                     a += _widen(w[i, j]) * _widen(x[r, j])
-                _put(out, r, i, a)
+                out[r, i] = _stored(out, a)
                 r += 1

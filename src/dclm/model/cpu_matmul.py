@@ -118,21 +118,19 @@ def _widen_impl(v):
     return lambda v: np.float32(v)
 
 
-def _put(out, r, i, v):
-    """out[r, i] = v, rounded to the nearest bf16 (ties to even) where out holds bf16 bits as uint16."""
+def _stored(ary, v):
+    """v as the array ary stores it: float32, or where ary holds bf16 as uint16 bits, the bits of the
+    nearest bf16 (ties to even, as torch rounds)."""
 
 
-@overload(_put, inline="always")
-def _put_impl(out, r, i, v):
-    if isinstance(out.dtype, types.Integer):
-        def narrow(out, r, i, v):
+@overload(_stored, inline="always")
+def _stored_impl(ary, v):
+    if isinstance(ary.dtype, types.Integer):
+        def narrow(ary, v):
             b = np.float32(v).view(np.uint32)
-            out[r, i] = np.uint16((b + np.uint32(0x7FFF) + ((b >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16))
+            return np.uint16((b + np.uint32(0x7FFF) + ((b >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16))
         return narrow
-
-    def store(out, r, i, v):
-        out[r, i] = v
-    return store
+    return lambda ary, v: np.float32(v)
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
@@ -162,10 +160,10 @@ def rows_times_bf16(w, x, out):
                     a1 += we * xe[r + 1, j] + wo * xo[r + 1, j]
                     a2 += we * xe[r + 2, j] + wo * xo[r + 2, j]
                     a3 += we * xe[r + 3, j] + wo * xo[r + 3, j]
-                _put(out, r, i, a0)
-                _put(out, r + 1, i, a1)
-                _put(out, r + 2, i, a2)
-                _put(out, r + 3, i, a3)
+                out[r, i] = _stored(out, a0)
+                out[r + 1, i] = _stored(out, a1)
+                out[r + 2, i] = _stored(out, a2)
+                out[r + 3, i] = _stored(out, a3)
                 r += 4
             while r < rows:
                 acc = np.float32(0.0)
@@ -173,7 +171,7 @@ def rows_times_bf16(w, x, out):
                     u = w[i, j]
                     acc += (np.uint32(u << lo_shift).view(np.float32) * xe[r, j]
                             + np.uint32(u & hi_mask).view(np.float32) * xo[r, j])
-                _put(out, r, i, acc)
+                out[r, i] = _stored(out, acc)
                 r += 1
 
 
@@ -328,18 +326,22 @@ def _rows(x: torch.Tensor, k: int) -> int:
     if torch.compiler.is_compiling() or (torch.is_grad_enabled() and x.requires_grad):
         return 0
     rows = x.numel() // k if k else 0
-    if not 0 < rows <= MAX_ROWS:
-        return 0
+    return rows if 0 < rows <= MAX_ROWS and pool_ready() else 0
+
+
+def pool_ready() -> bool:
+    """Whether numba's parallel kernels may run in this process now (set to torch's thread count); False in
+    a process forked after they ran."""
     pid = os.getpid()
     if pid != _pool_pid[0]:
         if _pool_pid[0]:  # a forked child: numba kills a child that enters its parent's OpenMP pool
-            return 0
+            return False
         _pool_pid[0] = pid
     threads = torch.get_num_threads()
     if threads != _numba_threads[0]:  # numba's pool follows torch's thread setting
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
         _numba_threads[0] = threads
-    return rows
+    return True
 
 
 def _x32(x: torch.Tensor, rows: int) -> torch.Tensor:
