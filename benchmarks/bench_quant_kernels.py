@@ -1,7 +1,8 @@
 """Decode-shape kernel candidates side by side: ms per 411M layer (its four matrices) at 1 and 8 rows.
 
-dclm's numba kernels (`dclm.model.cpu_matmul`: float32, bf16, int8, int4) against torch's F.linear (float32,
-bf16) and torch's weight-only kernels (`torch._weight_int8pack_mm`, `torch._weight_int4pack_mm_for_cpu` on
+dclm's numba kernels (`dclm.model.cpu_matmul`: float32, bf16, int8, int4; bf16 weights times a bf16
+model's bf16 activations go through `dclm.model.cpu_bf16dot` on CPUs with AVX-512 BF16) against torch's
+F.linear (float32, bf16) and torch's weight-only kernels (`torch._weight_int8pack_mm`, `torch._weight_int4pack_mm_for_cpu` on
 weights repacked by `cpu_matmul.to_int4pack`, dclm's int4 decode path; both with bf16 activations). --layers copies of the layer are
 swept per call so the weights come from memory, not from the last-level cache (on a CPU with a last-level
 cache as large as the 300 MB of the Xeon this project measures on, the int8 and int4 copies still fit); the candidates take turns in
@@ -65,7 +66,8 @@ def main() -> int:
             "torch F.linear fp32": lambda m: F.linear(x[m["k"]], m["w"]),
             "numba fp32": lambda m: cm.linear(x[m["k"]], m["w"]),
             "torch F.linear bf16": lambda m: F.linear(xb[m["k"]], m["wb"]),
-            "numba bf16": lambda m: cm.linear(x[m["k"]], m["wb"]),
+            "numba bf16 (float32 x)": lambda m: cm.linear(x[m["k"]], m["wb"]),
+            "numba bf16 (bf16 x; AVX-512 BF16 dot where the CPU has it)": lambda m: cm.linear(xb[m["k"]], m["wb"]),
             "numba int8": lambda m: cm.linear_int8(x[m["k"]], m["q"], m["s"]),
             "torch _weight_int8pack_mm (bf16 x)": lambda m: torch._weight_int8pack_mm(xb[m["k"]], m["q"], m["sb"]),
             "numba int4": lambda m: cm.linear_int4(x[m["k"]], m["p"], m["s4"], m["z4"]),

@@ -24,6 +24,27 @@ def test_reader_reads_what_safetensors_writes(tmp_path):
         assert got[k].dtype == t.dtype and torch.equal(got[k], t), k
 
 
+def test_a_file_larger_than_memory_is_mapped_read_only_and_loads(tiny_dir, monkeypatch):
+    """Linux refuses a private writable map larger than memory plus swap (DCLM-7B's 27.5 GB fp32 file on a
+    24 GB machine): such a file is mapped read-only, and a load that casts its dtype still works."""
+    import warnings
+
+    from dclm.generate import load_for_inference, weights
+
+    reference = load_for_inference(tiny_dir, dtype=torch.bfloat16)
+    monkeypatch.setattr(weights, "physical_memory", lambda: 1024)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no warning about the read-only buffer reaches the user
+        got = weights.map_file(tiny_dir / "model.safetensors")
+        model = load_for_inference(tiny_dir, dtype=torch.bfloat16)
+    ref_state = reference.state_dict()
+    assert all(torch.equal(v, ref_state[k]) for k, v in model.state_dict().items())
+    assert len(got) == len(ref_state)
+    ids = torch.tensor([[3, 5, 7]])
+    with torch.no_grad():
+        assert torch.equal(model(ids), reference(ids))
+
+
 def test_writer_output_reads_back_in_safetensors(tmp_path):
     from safetensors import safe_open
 
