@@ -69,13 +69,45 @@ def test_serial_and_parallel_kernels_agree_bit_for_bit():
     inv_freq = Transformer(get_config("tiny")).layers[0].attention.pos_embed.inv_freq.numpy()
     caches = [torch.randn(2, 2, 4, 40, 16, generator=g).numpy() for _ in range(4)]
     mask = torch.rand(2, 40, generator=g).numpy() > 0.3
-    mask[:, 7] = True
+    mask[0, 7] = mask[1, 9] = True
     outs = [torch.empty(2, 64).numpy() for _ in range(2)]
     for kernel, (kc, vc), out in zip((cpu_attention.attend_serial, cpu_attention.attend_parallel),
                                      (caches[:2], caches[2:]), outs):
         kc[:], vc[:] = caches[0], caches[1]
-        kernel(qkv, gain, gain, 1e-5, inv_freq, torch.tensor([7, 3]).numpy(), kc, vc, 1, 7, mask, out)
+        kernel(qkv, gain, gain, 1e-5, inv_freq, torch.tensor([7, 3]).numpy(), kc, vc, 1, torch.tensor([7, 9]).numpy(),
+               40, mask, out)
     assert (outs[0] == outs[1]).all() and (caches[0] == caches[2]).all() and (caches[1] == caches[3]).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_step_on_serves_slotted_cache(dtype, monkeypatch):
+    """dclm serve's cache: each slot row at its own column, attention over the first `keys` columns."""
+    from dclm.serve.cache import SlotKVCache
+
+    model = _model(dtype)
+    calls, step = [], cpu_attention.attend_step
+    monkeypatch.setattr(cpu_attention, "attend_step", lambda *a: calls.append(1) or step(*a))
+    outs, caches = [], []
+    for cls in (FastAttention, Attention):
+        g = torch.Generator().manual_seed(5)
+        a = model.layers[1].attention
+        attn = FastAttention.wrap(a) if cls is FastAttention else a
+        cache = SlotKVCache(model, 4, 24, dtype, "cpu")
+        cache.k.copy_(torch.randn(cache.k.shape, generator=g))
+        cache.v.copy_(torch.randn(cache.v.shape, generator=g))
+        cols = torch.tensor([5, 11, 0])  # three of four slots running, at their own lengths
+        keys = 12
+        cache.for_decode(cols, keys)
+        mask = (torch.arange(keys)[None] <= cols[:, None])[:, None, None, :]
+        x = torch.randn(3, 1, 64, generator=g).to(dtype)
+        with torch.no_grad():
+            outs.append(attn(x, cols[:, None], mask, cache))
+        caches.append(cache)
+    assert calls == [1]
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=3e-2, atol=3e-2)
+    torch.testing.assert_close(outs[0].float(), outs[1].float(), **tol)
+    torch.testing.assert_close(caches[0].k.float(), caches[1].k.float(), **tol)
+    assert torch.equal(caches[0].v, caches[1].v)
 
 
 def test_other_calls_take_the_plain_path(monkeypatch):

@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dclm.generate.engine import StaticKVCache
 from dclm.generate.quantize import QuantLinear
 from dclm.model import cpu_attention, cpu_matmul
 from dclm.model.openlm import Attention
@@ -79,8 +78,9 @@ class FastQuantLinear(QuantLinear):
 
 
 class FastAttention(Attention):
-    """open_lm Attention whose decode steps on the CPU against our static cache (one new token per row) go
-    through `cpu_attention.attend_step` after the q/k/v product; every other call is Attention's own."""
+    """open_lm Attention whose decode steps on the CPU (one new token per row, against a cache that says
+    where each row writes: `decode_columns`, which generate's and serve's caches have) go through
+    `cpu_attention.attend_step` after the q/k/v product; every other call is Attention's own."""
 
     @classmethod
     def wrap(cls, a: Attention) -> "FastAttention":
@@ -103,17 +103,17 @@ class FastAttention(Attention):
         return view
 
     def forward(self, x, positions, mask, cache):
-        if not (isinstance(cache, StaticKVCache) and cache.input_pos.numel() == 1 and cpu_attention.applies(x, cache.k)
-                and (mask is None or mask.shape == (x.shape[0], 1, 1, cache.k.shape[3]))):
+        step = cache.decode_columns(x.shape[0]) if hasattr(cache, "decode_columns") else None
+        if step is None or not cpu_attention.applies(x, cache.k) or (
+                mask is not None and mask.shape != (x.shape[0], 1, 1, step[1])):
             return super().forward(x, positions, mask, cache)
         if self.apply_qk_norm:
             gains = (self._array(self.q_norm.weight), self._array(self.k_norm.weight))
             eps = self.q_norm.eps
         else:
             gains, eps = (np.zeros(0, np.float32),) * 2, 0.0
-        out = cpu_attention.attend_step(self.in_proj(x), gains, eps, self._array(self.pos_embed.inv_freq),
-                                        positions.contiguous(), (self._array(cache.k), self._array(cache.v)),
-                                        self.layer_id, int(cache.input_pos), mask)
+        out = cpu_attention.attend_step(self.in_proj(x), gains, eps, self._array(self.pos_embed.inv_freq), positions,
+                                        (self._array(cache.k), self._array(cache.v)), self.layer_id, *step, mask)
         return self.out_proj(out)
 
 

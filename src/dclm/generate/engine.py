@@ -32,6 +32,13 @@ class StaticKVCache:
             torch._dynamo.mark_static_address(self.k)  # (importing torch._dynamo costs seconds: only when compiling)
             torch._dynamo.mark_static_address(self.v)
 
+    def decode_columns(self, batch: int) -> tuple[torch.Tensor, int] | None:
+        """For a one-token step: the column each of `batch` rows writes and the number of columns attention
+        covers (the CPU decode kernel's view of the cache); None for a longer step."""
+        if self.input_pos.numel() != 1:
+            return None
+        return self.input_pos.expand(batch), self.k.shape[3]
+
     def update(self, k: torch.Tensor, v: torch.Tensor, layer_idx: int, *args, **kwargs):
         self.k[layer_idx].index_copy_(2, self.input_pos, k)
         self.v[layer_idx].index_copy_(2, self.input_pos, v)

@@ -71,9 +71,10 @@ def _angles(inv_freq, pos):
 
 
 @njit(inline="always", fastmath=True, cache=True)
-def _attend_head(task, qkv, q_gain, k_gain, eps, cos, sin, k_cache, v_cache, layer, col, mask, out):
-    heads, length, hd = k_cache.shape[2], k_cache.shape[3], k_cache.shape[4]
+def _attend_head(task, qkv, q_gain, k_gain, eps, cos, sin, k_cache, v_cache, layer, cols, length, mask, out):
+    heads, hd = k_cache.shape[2], k_cache.shape[4]
     b, h = task // heads, task % heads
+    col = cols[b]
     dim = heads * hd
     keys, values = k_cache[layer, b, h], v_cache[layer, b, h]  # [S, D]
     q = np.empty(hd, dtype=np.float32)
@@ -108,22 +109,23 @@ def _attend_head(task, qkv, q_gain, k_gain, eps, cos, sin, k_cache, v_cache, lay
 
 
 @njit(fastmath=True, cache=True, nogil=True)
-def attend_serial(qkv, q_gain, k_gain, eps, inv_freq, pos, k_cache, v_cache, layer, col, mask, out):
+def attend_serial(qkv, q_gain, k_gain, eps, inv_freq, pos, k_cache, v_cache, layer, cols, length, mask, out):
     """The step for every (sequence, head) pair on this thread. qkv [B, 3 dim] (the in_proj output), gains
-    [dim] (empty: no q/k norm), inv_freq [D/2], pos [B] rotary positions, caches [L, B, H, S, D] written at
-    column col of layer `layer`, mask [B, S] (True = visible; [B, 0]: all visible), out [B, dim]. Float
-    arrays are float32 or bf16 bits (uint16), each on its own."""
+    [dim] (empty: no q/k norm), inv_freq [D/2], pos [B] rotary positions, caches [L, >= B, H, S, D] (row b
+    is sequence b) written at column cols[b] of layer `layer`, attention over columns [0, length) that mask
+    [B, length] shows (True = visible; [1, 0]: all visible), out [B, dim]. Float arrays are float32 or bf16
+    bits (uint16), each on its own."""
     cos, sin = _angles(inv_freq, pos)
     for task in range(qkv.shape[0] * k_cache.shape[2]):
-        _attend_head(task, qkv, q_gain, k_gain, eps, cos, sin, k_cache, v_cache, layer, col, mask, out)
+        _attend_head(task, qkv, q_gain, k_gain, eps, cos, sin, k_cache, v_cache, layer, cols, length, mask, out)
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def attend_parallel(qkv, q_gain, k_gain, eps, inv_freq, pos, k_cache, v_cache, layer, col, mask, out):
+def attend_parallel(qkv, q_gain, k_gain, eps, inv_freq, pos, k_cache, v_cache, layer, cols, length, mask, out):
     """`attend_serial` with the (sequence, head) pairs spread over numba's threads."""
     cos, sin = _angles(inv_freq, pos)
     for task in prange(qkv.shape[0] * k_cache.shape[2]):
-        _attend_head(task, qkv, q_gain, k_gain, eps, cos, sin, k_cache, v_cache, layer, col, mask, out)
+        _attend_head(task, qkv, q_gain, k_gain, eps, cos, sin, k_cache, v_cache, layer, cols, length, mask, out)
 
 
 def array(t: torch.Tensor) -> np.ndarray:
@@ -136,24 +138,26 @@ _NO_MASK = np.zeros((1, 0), dtype=np.bool_)
 
 
 def applies(x: torch.Tensor, k_cache: torch.Tensor) -> bool:
-    """Whether `attend_step` takes a step with input x [B, 1, dim] and this [L, B, H, S, D] cache."""
+    """Whether `attend_step` takes a step with input x [B, 1, dim] and this [L, slots, H, S, D] cache."""
     return (cpu_matmul.ENABLED and x.device.type == "cpu" and x.dim() == 3 and x.shape[1] == 1
             and x.dtype in (torch.float32, torch.bfloat16) and k_cache.dtype == x.dtype
-            and k_cache.device.type == "cpu" and not torch.compiler.is_compiling()
+            and k_cache.device.type == "cpu" and x.shape[0] <= k_cache.shape[1] and not torch.compiler.is_compiling()
             and not (torch.is_grad_enabled() and x.requires_grad) and cpu_matmul.pool_ready())
 
 
 def attend_step(qkv: torch.Tensor, gains: tuple[np.ndarray, np.ndarray], eps: float, inv_freq: np.ndarray,
-                positions: torch.Tensor, caches: tuple[np.ndarray, np.ndarray], layer: int, col: int,
-                mask: torch.Tensor | None) -> torch.Tensor:
+                positions: torch.Tensor, caches: tuple[np.ndarray, np.ndarray], layer: int, cols: torch.Tensor,
+                length: int, mask: torch.Tensor | None) -> torch.Tensor:
     """qkv [B, 1, 3 dim] -> attention output [B, 1, dim] for one new token per row (see the module doc);
-    gains, inv_freq and caches as `array` gives them, mask None or bool [B, 1, 1, S]."""
+    gains, inv_freq and caches as `array` gives them, cols [B] the cache column each row writes, attention
+    over columns [0, length), mask None or bool [B, 1, 1, length]."""
     b = qkv.shape[0]
-    _, _, heads, length, hd = caches[0].shape
+    heads, hd = caches[0].shape[2], caches[0].shape[4]
     out = np.empty((b, heads * hd), dtype=np.uint16 if qkv.dtype == torch.bfloat16 else np.float32)
     m = _NO_MASK if mask is None else mask.reshape(b, length).contiguous().numpy()
     kernel = attend_parallel if b * heads * length * hd > _PARALLEL_WORK else attend_serial
     kernel(array(qkv.reshape(b, -1)), gains[0], gains[1], np.float32(eps), inv_freq,
-           positions.reshape(b).numpy(), caches[0], caches[1], layer, col, m, out)
+           positions.reshape(b).contiguous().numpy(), caches[0], caches[1], layer,
+           cols.to(torch.int64).contiguous().numpy(), length, m, out)
     y = torch.from_numpy(out)
     return (y.view(torch.bfloat16) if qkv.dtype == torch.bfloat16 else y).view(b, 1, heads * hd)

@@ -37,6 +37,13 @@ class SlotKVCache:
         self._slot, self._cols, self._keys = None, cols, keys
         self._rows = torch.arange(len(cols), device=cols.device)
 
+    def decode_columns(self, batch: int) -> tuple[torch.Tensor, int] | None:
+        """In a decode step: the column each slot row writes and the number of columns attention covers (the
+        CPU decode kernel's view of the cache); None in a prefill."""
+        if self._slot is not None or self._cols is None or len(self._cols) != batch:
+            return None
+        return self._cols, self._keys
+
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return 0  # only asked for when no mask is given, i.e. a prefill, which has no past
 
