@@ -1,7 +1,7 @@
 """Decode-shape kernel candidates side by side: ms per 411M layer (its four matrices) at 1 and 8 rows.
 
 dclm's numba kernels (`dclm.model.cpu_matmul`: float32, bf16, int8, int4; bf16 weights times a bf16
-model's bf16 activations go through `dclm.model.cpu_bf16dot` on CPUs with AVX-512 BF16) against torch's
+model's bf16 activations go through `dclm.model.cpu_dot` on CPUs with AVX-512 BF16) against torch's
 F.linear (float32, bf16) and torch's weight-only kernels (`torch._weight_int8pack_mm`, `torch._weight_int4pack_mm_for_cpu` on
 weights repacked by `cpu_matmul.to_int4pack`, dclm's int4 decode path; both with bf16 activations). --layers copies of the layer are
 swept per call so the weights come from memory, not from the last-level cache (on a CPU with a last-level

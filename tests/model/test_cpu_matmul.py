@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from dclm.generate.engine import Decoder
 from dclm.generate.sampling import SamplingParams
-from dclm.model import Transformer, cpu_bf16dot, cpu_matmul, get_config
+from dclm.model import Transformer, cpu_dot, cpu_matmul, get_config
 from dclm.generate.cpu import FastLinear
 from dclm.generate.quantize import (dequantize_int4, dequantize_int8, group_size_for, quantize_int4,
                                     quantize_int8, unpack_int4)
@@ -166,7 +166,23 @@ def test_widening_bf16_kernel_rounds_like_torch(n, k, rows):
     assert torch.equal(bits, sums.bfloat16())
 
 
-@pytest.mark.skipif(not cpu_bf16dot.available(), reason="this CPU lacks AVX-512 BF16")
+@pytest.mark.parametrize("n,k", [(1, 1), (31, 7), (33, 64), (100, 130), (257, 512), (40, 1000)])  # tails, odd K
+@pytest.mark.parametrize("rows", [1, 3, 4, 5, 16])
+def test_f32_dot_kernel_matches_its_plain_twin(n, k, rows):
+    """The four-chain float32 kernel sums the same products in another order: within float tolerance of
+    numba's own loop and of float64."""
+    g = torch.Generator().manual_seed(n * 5 + k + rows)
+    w, x = torch.randn(n, k, generator=g), torch.randn(rows, k, generator=g)
+    fast, plain = torch.empty(rows, n), torch.empty(rows, n)
+    cpu_dot.rows_times_f32_dot(w.numpy(), x.numpy(), fast.numpy())
+    cpu_matmul.rows_times_weight(w.numpy(), x.numpy(), plain.numpy())
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5 * k**0.5)
+    torch.testing.assert_close(fast.double(), x.double() @ w.double().T, rtol=1e-5, atol=1e-5 * k**0.5)
+    with torch.no_grad():
+        assert torch.equal(cpu_matmul.linear(x, w), fast)  # the path float32 models decode through
+
+
+@pytest.mark.skipif(not cpu_dot.bf16_available(), reason="this CPU lacks AVX-512 BF16")
 @pytest.mark.parametrize("n,k", SHAPES + [(5, 33), (64, 96), (40, 1000)])  # whole 32-chunks, tails, odd K
 @pytest.mark.parametrize("rows", [1, 3, 4, 5, 16])
 def test_bf16_dot_kernel_matches_its_plain_twin(n, k, rows):
@@ -175,8 +191,8 @@ def test_bf16_dot_kernel_matches_its_plain_twin(n, k, rows):
     g = torch.Generator().manual_seed(n * 3 + k + rows)
     w, x = torch.randn(n, k, generator=g).bfloat16(), torch.randn(rows, k, generator=g).bfloat16()
     fast = torch.empty(rows, n, dtype=torch.bfloat16)
-    cpu_bf16dot.rows_times_bf16_dot(w.view(torch.uint16).numpy(), x.view(torch.uint16).numpy(),
-                                    fast.view(torch.uint16).numpy())
+    cpu_dot.rows_times_bf16_dot(w.view(torch.uint16).numpy(), x.view(torch.uint16).numpy(),
+                                fast.view(torch.uint16).numpy())
     ref = x.double() @ w.double().T
     torch.testing.assert_close(fast.double(), ref, rtol=2**-8, atol=1e-5 * k**0.5)
     if k % 2 == 0:

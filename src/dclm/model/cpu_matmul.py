@@ -15,10 +15,10 @@ once, when the kernels are swapped in (`to_int4pack`, a numba pass checked again
 and the numba int4 loop serves where torch's kernel does not apply.
 
 The kernels and their layouts:
-- float32 `w[N, K]`; bf16 weights read as uint32 pairs (`w[N, K/2]`, element 2j in the low half), widened
-  to float32 by a shift, which is exact (on CPUs with AVX-512 BF16, a bf16 model's bf16 activations go
-  through `dclm.model.cpu_bf16dot` instead, which multiplies bf16 pairs in one instruction; this widening
-  loop is its twin);
+- float32 `w[N, K]` (decoding runs `dclm.model.cpu_dot`'s explicit-SIMD version of this loop, which keeps
+  four accumulator chains; this one is its twin); bf16 weights read as uint32 pairs (`w[N, K/2]`, element
+  2j in the low half), widened to float32 by a shift, which is exact (on CPUs with AVX-512 BF16, a bf16
+  model's bf16 activations go through `cpu_dot`'s `vdpbf16ps` kernel instead; this widening loop is its twin);
 - int8 `q[N, K]` with one float32 scale per output row: `w = q * s[n]`;
 - int4 `p[N, K/2]` in groups of G inputs (G even): byte b of group g holds input g*G + b in its low nibble
   and input g*G + G/2 + b in its high nibble, `w = q * s[n, g] + z[n, g]`. The kernel never splits the
@@ -67,7 +67,7 @@ _ROW_BLOCK = 32  # output rows per parallel task
 _AHEAD = 4  # a task asks for the weights of the row this many rows ahead of the one it computes
 _numba_threads = [0]  # the torch thread count numba's pool was last set to
 _pool_pid = [0]  # the process whose numba (GNU OpenMP) pool the kernels run in
-_bf16_dot: list = []  # the AVX-512 BF16 kernel or None, once per process
+_dot: list = []  # cpu_dot's float32 kernel and its bf16 one (or None), once per process
 ENABLED = os.environ.get("DCLM_CPU_MATMUL", "1").lower() not in ("0", "false", "no", "off")
 
 
@@ -376,14 +376,13 @@ def weight_view(weight: torch.Tensor) -> np.ndarray | None:
     return _bits(weight, weight.shape[0])
 
 
-def _bf16_dot_kernel():
-    """`cpu_bf16dot`'s kernel for bf16 weights times bf16 activations where the CPU has AVX-512 BF16, else
-    None (the plain widening kernel then serves)."""
-    if not _bf16_dot:
-        from dclm.model import cpu_bf16dot
+def _dot_kernels():
+    """`cpu_dot`'s kernels: (float32, bf16 x bf16 where the CPU has AVX-512 BF16 else None), imported once."""
+    if not _dot:
+        from dclm.model import cpu_dot
 
-        _bf16_dot.append(cpu_bf16dot.rows_times_bf16_dot if cpu_bf16dot.available() else None)
-    return _bf16_dot[0]
+        _dot.extend((cpu_dot.rows_times_f32_dot, cpu_dot.rows_times_bf16_dot if cpu_dot.bf16_available() else None))
+    return _dot
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, view: np.ndarray | None = None) -> torch.Tensor | None:
@@ -396,12 +395,13 @@ def linear(x: torch.Tensor, weight: torch.Tensor, view: np.ndarray | None = None
     if torch.is_grad_enabled() and weight.requires_grad:
         return None
     n, k = view.shape
+    f32_dot, bf16_dot = _dot_kernels()
     if weight.dtype == torch.float32 and x.dtype == torch.float32:
-        kernel, w = rows_times_weight, view
+        kernel, w = f32_dot, view
     elif weight.dtype != torch.bfloat16 or x.dtype not in (torch.float32, torch.bfloat16):
         return None
-    elif x.dtype == torch.bfloat16 and (dot := _bf16_dot_kernel()) is not None:
-        kernel, w = dot, view
+    elif x.dtype == torch.bfloat16 and bf16_dot is not None:
+        kernel, w = bf16_dot, view
     elif k % 2 == 0:  # the widening kernel reads bf16 weights in pairs
         kernel, w = rows_times_bf16, view.view(np.uint32)
     else:
