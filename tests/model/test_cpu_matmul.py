@@ -174,7 +174,7 @@ def test_f32_dot_kernel_matches_its_plain_twin(n, k, rows):
     g = torch.Generator().manual_seed(n * 5 + k + rows)
     w, x = torch.randn(n, k, generator=g), torch.randn(rows, k, generator=g)
     fast, plain = torch.empty(rows, n), torch.empty(rows, n)
-    cpu_dot.rows_times_f32_dot(w.numpy(), x.numpy(), fast.numpy())
+    cpu_dot.rows_times_dot(w.numpy(), x.numpy(), fast.numpy())
     cpu_matmul.rows_times_weight(w.numpy(), x.numpy(), plain.numpy())
     torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5 * k**0.5)
     torch.testing.assert_close(fast.double(), x.double() @ w.double().T, rtol=1e-5, atol=1e-5 * k**0.5)
@@ -191,8 +191,7 @@ def test_bf16_dot_kernel_matches_its_plain_twin(n, k, rows):
     g = torch.Generator().manual_seed(n * 3 + k + rows)
     w, x = torch.randn(n, k, generator=g).bfloat16(), torch.randn(rows, k, generator=g).bfloat16()
     fast = torch.empty(rows, n, dtype=torch.bfloat16)
-    cpu_dot.rows_times_bf16_dot(w.view(torch.uint16).numpy(), x.view(torch.uint16).numpy(),
-                                fast.view(torch.uint16).numpy())
+    cpu_dot.rows_times_dot(w.view(torch.uint16).numpy(), x.view(torch.uint16).numpy(), fast.view(torch.uint16).numpy())
     ref = x.double() @ w.double().T
     torch.testing.assert_close(fast.double(), ref, rtol=2**-8, atol=1e-5 * k**0.5)
     if k % 2 == 0:

@@ -19,15 +19,13 @@ decoding never meets in practice (values of 1e-38 and below).
 
 from __future__ import annotations
 
-import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from dclm.model.cpu_matmul import _ROW_BLOCK, _prefetch_ahead, _stored, _widen
+from dclm.model.cpu_matmul import _ROW_BLOCK, _prefetch_ahead, _store4, _stored, _widen
 
-CHUNK = 32  # bf16 elements per `vdpbf16ps` (one 64-byte line)
 _supported: list[bool] = []
 
 
@@ -124,67 +122,36 @@ def _signature(nrows, w, x):
     return ret(w, types.intp, x, types.intp, types.intp)
 
 
+def _kind(w) -> str:
+    return "bf16" if isinstance(w.dtype, types.Integer) else "f32"
+
+
 @intrinsic
 def _dot1(typingctx, w, i, x, r, lines):
-    """float32 sum of w[i, :lines] * x[r, :lines] (whole 64-byte lines) for bf16-bit (uint16) 2-D arrays
-    with unit column stride."""
-    return _signature(1, w, x), _dot_codegen("bf16", 1, 4)
+    """float32 sum of w[i, :lines] * x[r, :lines] in whole 64-byte lines, for 2-D float32 arrays or bf16-bit
+    (uint16) ones, unit column stride."""
+    return _signature(1, w, x), _dot_codegen(_kind(w), 1, 4)
 
 
 @intrinsic
 def _dot4(typingctx, w, i, x, r, lines):
     """The same for rows r..r+3 of x, as a 4-tuple."""
-    return _signature(4, w, x), _dot_codegen("bf16", 4, 1)
+    return _signature(4, w, x), _dot_codegen(_kind(w), 4, 1)
 
 
-@intrinsic
-def _fdot1(typingctx, w, i, x, r, lines):
-    """`_dot1` for float32 arrays."""
-    return _signature(1, w, x), _dot_codegen("f32", 1, 4)
-
-
-@intrinsic
-def _fdot4(typingctx, w, i, x, r, lines):
-    """`_dot4` for float32 arrays."""
-    return _signature(4, w, x), _dot_codegen("f32", 4, 1)
+@njit(inline="always")
+def _per_line(w):
+    return 64 // w.itemsize
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def rows_times_f32_dot(w, x, out):
-    """out[r, i] = sum_j w[i, j] x[r, j] for float32 w [N, K], x [rows, K] and out [rows, N], rows contiguous."""
+def rows_times_dot(w, x, out):
+    """out[r, i] = sum_j w[i, j] x[r, j] for w [N, K], x [rows, K] and out [rows, N] (rows contiguous), all
+    float32, or all bf16 bits as uint16 (then rounded to bf16, and only where `bf16_available()`)."""
     n, k = w.shape
     rows = x.shape[0]
-    lines = k // 16
-    tail = lines * 16
-    for blk in prange((n + _ROW_BLOCK - 1) // _ROW_BLOCK):
-        for i in range(blk * _ROW_BLOCK, min(n, (blk + 1) * _ROW_BLOCK)):
-            _prefetch_ahead(w, i, n)
-            r = 0
-            while r + 4 <= rows:
-                a0, a1, a2, a3 = _fdot4(w, i, x, r, lines)
-                for j in range(tail, k):
-                    a0 += w[i, j] * x[r, j]
-                    a1 += w[i, j] * x[r + 1, j]
-                    a2 += w[i, j] * x[r + 2, j]
-                    a3 += w[i, j] * x[r + 3, j]
-                out[r, i], out[r + 1, i], out[r + 2, i], out[r + 3, i] = a0, a1, a2, a3
-                r += 4
-            while r < rows:
-                a = _fdot1(w, i, x, r, lines)
-                for j in range(tail, k):
-                    a += w[i, j] * x[r, j]
-                out[r, i] = a
-                r += 1
-
-
-@njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def rows_times_bf16_dot(w, x, out):
-    """out[r, i] = sum_j w[i, j] x[r, j], rounded to bf16, for w [N, K], x [rows, K] and out [rows, N], all
-    bf16 bits as uint16, rows contiguous."""
-    n, k = w.shape
-    rows = x.shape[0]
-    lines = k // CHUNK
-    tail = lines * CHUNK
+    lines = k // _per_line(w)
+    tail = lines * _per_line(w)
     for blk in prange((n + _ROW_BLOCK - 1) // _ROW_BLOCK):
         for i in range(blk * _ROW_BLOCK, min(n, (blk + 1) * _ROW_BLOCK)):
             _prefetch_ahead(w, i, n)
@@ -197,10 +164,7 @@ def rows_times_bf16_dot(w, x, out):
                     a1 += wv * _widen(x[r + 1, j])
                     a2 += wv * _widen(x[r + 2, j])
                     a3 += wv * _widen(x[r + 3, j])
-                out[r, i] = _stored(out, a0)
-                out[r + 1, i] = _stored(out, a1)
-                out[r + 2, i] = _stored(out, a2)
-                out[r + 3, i] = _stored(out, a3)
+                _store4(out, r, i, a0, a1, a2, a3)
                 r += 4
             while r < rows:
                 a = _dot1(w, i, x, r, lines)

@@ -67,7 +67,7 @@ _ROW_BLOCK = 32  # output rows per parallel task
 _AHEAD = 4  # a task asks for the weights of the row this many rows ahead of the one it computes
 _numba_threads = [0]  # the torch thread count numba's pool was last set to
 _pool_pid = [0]  # the process whose numba (GNU OpenMP) pool the kernels run in
-_dot: list = []  # cpu_dot's float32 kernel and its bf16 one (or None), once per process
+_dot: list = []  # cpu_dot's kernel and whether it takes bf16 on this CPU, once per process
 ENABLED = os.environ.get("DCLM_CPU_MATMUL", "1").lower() not in ("0", "false", "no", "off")
 
 
@@ -133,6 +133,15 @@ def _stored_impl(ary, v):
     return lambda ary, v: np.float32(v)
 
 
+@njit(inline="always")
+def _store4(out, r, i, a0, a1, a2, a3):
+    """out[r..r+3, i] = a0..a3 as out stores them (`_stored`)."""
+    out[r, i] = _stored(out, a0)
+    out[r + 1, i] = _stored(out, a1)
+    out[r + 2, i] = _stored(out, a2)
+    out[r + 3, i] = _stored(out, a3)
+
+
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def rows_times_bf16(w, x, out):
     """out[r, i] = sum_j w[i, j] x[r, j] for bf16 w read as uint32 pairs [N, K/2]; x and out float32, or both
@@ -160,10 +169,7 @@ def rows_times_bf16(w, x, out):
                     a1 += we * xe[r + 1, j] + wo * xo[r + 1, j]
                     a2 += we * xe[r + 2, j] + wo * xo[r + 2, j]
                     a3 += we * xe[r + 3, j] + wo * xo[r + 3, j]
-                out[r, i] = _stored(out, a0)
-                out[r + 1, i] = _stored(out, a1)
-                out[r + 2, i] = _stored(out, a2)
-                out[r + 3, i] = _stored(out, a3)
+                _store4(out, r, i, a0, a1, a2, a3)
                 r += 4
             while r < rows:
                 acc = np.float32(0.0)
@@ -377,11 +383,11 @@ def weight_view(weight: torch.Tensor) -> np.ndarray | None:
 
 
 def _dot_kernels():
-    """`cpu_dot`'s kernels: (float32, bf16 x bf16 where the CPU has AVX-512 BF16 else None), imported once."""
+    """`cpu_dot`'s kernel and whether it takes bf16 here (AVX-512 BF16), imported once."""
     if not _dot:
         from dclm.model import cpu_dot
 
-        _dot.extend((cpu_dot.rows_times_f32_dot, cpu_dot.rows_times_bf16_dot if cpu_dot.bf16_available() else None))
+        _dot.extend((cpu_dot.rows_times_dot, cpu_dot.bf16_available()))
     return _dot
 
 
@@ -395,13 +401,13 @@ def linear(x: torch.Tensor, weight: torch.Tensor, view: np.ndarray | None = None
     if torch.is_grad_enabled() and weight.requires_grad:
         return None
     n, k = view.shape
-    f32_dot, bf16_dot = _dot_kernels()
+    dot, dot_bf16 = _dot_kernels()
     if weight.dtype == torch.float32 and x.dtype == torch.float32:
-        kernel, w = f32_dot, view
+        kernel, w = dot, view
     elif weight.dtype != torch.bfloat16 or x.dtype not in (torch.float32, torch.bfloat16):
         return None
-    elif x.dtype == torch.bfloat16 and bf16_dot is not None:
-        kernel, w = bf16_dot, view
+    elif x.dtype == torch.bfloat16 and dot_bf16:
+        kernel, w = dot, view
     elif k % 2 == 0:  # the widening kernel reads bf16 weights in pairs
         kernel, w = rows_times_bf16, view.view(np.uint32)
     else:
