@@ -1,11 +1,11 @@
 """Row-by-vector dot products with explicit SIMD for the decode kernels, one 64-byte line per instruction
 and four independent accumulator chains, written as LLVM intrinsics because numba has no vector types.
 
-- float32: `llvm.fma` on <16 x float> (any CPU: LLVM splits the vector where the CPU's are narrower). numba's
-  own loop (`cpu_matmul.rows_times_weight`, the twin) vectorizes the same sum with a single accumulator, so
-  each fused multiply-add waits for the previous one; on the 2-core Xeon this project measures on, the 411M
-  shape's 97 decode products took about 40.5 ms per token this way against 43 (read at 35.5 GB/s of the
-  36.6 a plain sum reaches), about what torch's F.linear does at one row there.
+- float32: `llvm.fma` on <16 x float> (any CPU: LLVM splits the vector where the CPU's are narrower), so
+  that no multiply-add waits for the one before it. numba's own loop (`cpu_matmul.rows_times_weight`) is the
+  twin; on the 2-core Xeon this project measures on, the 411M shape's 97 decode products took about 40.5 ms
+  per token this way against 43 with it (35.5 GB/s of the 36.6 a plain sum reads), about what torch's
+  F.linear does at one row there.
 - bf16: AVX-512 BF16's `vdpbf16ps` multiplies 32 bf16 weights by 32 bf16 activations and adds the pair sums
   into 16 float32 lanes in one instruction, where the twin (`cpu_matmul.rows_times_bf16`) widens both
   operands by shifts and masks first: a 1 GB bf16 matrix streamed at about 32 GB/s with it and about 30
