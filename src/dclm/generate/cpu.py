@@ -90,16 +90,17 @@ class FastAttention(Attention):
         m.layer_id, m.n_heads, m.head_dim, m.apply_qk_norm = a.layer_id, a.n_heads, a.head_dim, a.apply_qk_norm
         for name, child in a.named_children():
             m.add_module(name, child)
-        m._arrays = {}  # kept numpy views of the gains, frequencies and caches, by storage address
+        m._arrays = {}  # kept numpy views of the norm gains and rotary frequencies, by storage
         return m
 
     def _array(self, t: torch.Tensor) -> np.ndarray:
+        """A parameter or buffer of this module as `cpu_attention` takes it, made again if its storage moves.
+        (The KV cache's views are made per call: kept, they would keep a freed cache's memory alive.)"""
         key = (t.data_ptr(), t.dtype, t.shape)
         view = self._arrays.get(key)
         if view is None:
-            if len(self._arrays) > 8:  # caches come and go with batch shapes
-                self._arrays.clear()
-            view = self._arrays[key] = cpu_attention.array(t)
+            self._arrays = {k: v for k, v in self._arrays.items() if k[0] != t.data_ptr()}
+            view = self._arrays[key] = cpu_matmul.as_array(t)
         return view
 
     def forward(self, x, positions, mask, cache):
@@ -113,7 +114,7 @@ class FastAttention(Attention):
         else:
             gains, eps = (np.zeros(0, np.float32),) * 2, 0.0
         out = cpu_attention.attend_step(self.in_proj(x), gains, eps, self._array(self.pos_embed.inv_freq), positions,
-                                        (self._array(cache.k), self._array(cache.v)), self.layer_id, *step, mask)
+                                        (cpu_matmul.as_array(cache.k), cpu_matmul.as_array(cache.v)), self.layer_id, *step, mask)
         return self.out_proj(out)
 
 

@@ -128,12 +128,6 @@ def attend_parallel(qkv, q_gain, k_gain, eps, inv_freq, pos, k_cache, v_cache, l
         _attend_head(task, qkv, q_gain, k_gain, eps, cos, sin, k_cache, v_cache, layer, cols, length, mask, out)
 
 
-def array(t: torch.Tensor) -> np.ndarray:
-    """A CPU tensor's memory as numpy: float32 as is, bf16 as its uint16 bits (no copy)."""
-    t = t.detach()
-    return (t.view(torch.uint16) if t.dtype == torch.bfloat16 else t).numpy()
-
-
 _NO_MASK = np.zeros((1, 0), dtype=np.bool_)
 
 
@@ -149,14 +143,14 @@ def attend_step(qkv: torch.Tensor, gains: tuple[np.ndarray, np.ndarray], eps: fl
                 positions: torch.Tensor, caches: tuple[np.ndarray, np.ndarray], layer: int, cols: torch.Tensor,
                 length: int, mask: torch.Tensor | None) -> torch.Tensor:
     """qkv [B, 1, 3 dim] -> attention output [B, 1, dim] for one new token per row (see the module doc);
-    gains, inv_freq and caches as `array` gives them, cols [B] the cache column each row writes, attention
+    gains, inv_freq and caches as `cpu_matmul.as_array` gives them, cols [B] the cache column each row writes, attention
     over columns [0, length), mask None or bool [B, 1, 1, length]."""
     b = qkv.shape[0]
     heads, hd = caches[0].shape[2], caches[0].shape[4]
     out = np.empty((b, heads * hd), dtype=np.uint16 if qkv.dtype == torch.bfloat16 else np.float32)
     m = _NO_MASK if mask is None else mask.reshape(b, length).contiguous().numpy()
     kernel = attend_parallel if b * heads * length * hd > _PARALLEL_WORK else attend_serial
-    kernel(array(qkv.reshape(b, -1)), gains[0], gains[1], np.float32(eps), inv_freq,
+    kernel(cpu_matmul.as_array(qkv.reshape(b, -1)), gains[0], gains[1], np.float32(eps), inv_freq,
            positions.reshape(b).contiguous().numpy(), caches[0], caches[1], layer,
            cols.to(torch.int64).contiguous().numpy(), length, m, out)
     y = torch.from_numpy(out)

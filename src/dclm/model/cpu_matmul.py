@@ -359,10 +359,15 @@ def _finish(out: np.ndarray, x: torch.Tensor) -> torch.Tensor:
     return y if x.dtype == torch.float32 else y.to(x.dtype)
 
 
-def _bits(t: torch.Tensor, rows: int) -> np.ndarray:
-    """A contiguous float32 or bf16 tensor as a [rows, -1] array of float32 or of bf16 bits (uint16)."""
-    t = t.detach().reshape(rows, t.shape[-1])
+def as_array(t: torch.Tensor) -> np.ndarray:
+    """A CPU tensor's memory as numpy, no copy: bf16 as its uint16 bits, other dtypes as they are."""
+    t = t.detach()
     return (t.view(torch.uint16) if t.dtype == torch.bfloat16 else t).numpy()
+
+
+def _bits(t: torch.Tensor, rows: int) -> np.ndarray:
+    """A contiguous float32 or bf16 tensor as a [rows, -1] array (`as_array`)."""
+    return as_array(t.reshape(rows, t.shape[-1]))
 
 
 def _weight_ok(w: torch.Tensor, dtype: torch.dtype) -> bool:
@@ -379,7 +384,7 @@ def weight_view(weight: torch.Tensor) -> np.ndarray | None:
         return None
     if not weight.is_contiguous():
         return None
-    return _bits(weight, weight.shape[0])
+    return as_array(weight)
 
 
 def _dot_kernels():
