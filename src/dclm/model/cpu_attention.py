@@ -143,8 +143,8 @@ def attend_step(qkv: torch.Tensor, gains: tuple[np.ndarray, np.ndarray], eps: fl
                 positions: torch.Tensor, caches: tuple[np.ndarray, np.ndarray], layer: int, cols: torch.Tensor,
                 length: int, mask: torch.Tensor | None) -> torch.Tensor:
     """qkv [B, 1, 3 dim] -> attention output [B, 1, dim] for one new token per row (see the module doc);
-    gains, inv_freq and caches as `cpu_matmul.as_array` gives them, cols [B] the cache column each row writes, attention
-    over columns [0, length), mask None or bool [B, 1, 1, length]."""
+    gains, inv_freq and caches as `cpu_matmul.as_array` gives them, cols [B] the cache column each row
+    writes, attention over columns [0, length), mask None or bool [B, 1, 1, length]."""
     b = qkv.shape[0]
     heads, hd = caches[0].shape[2], caches[0].shape[4]
     out = np.empty((b, heads * hd), dtype=np.uint16 if qkv.dtype == torch.bfloat16 else np.float32)
