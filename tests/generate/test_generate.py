@@ -132,3 +132,14 @@ def test_compiled_decode_step_matches_eager(tiny_model):
     first = compiled.generate(PROMPTS[:2], greedy(6))
     again = compiled.generate(PROMPTS[:2], greedy(6))  # reuses the cache and the compiled step
     assert [c.ids for c in first] == [c.ids for c in again] == [c.ids for c in eager]
+
+
+def test_greedy_pick_is_torchs_argmax_ties_included():
+    logits = torch.randn(4, 1000, generator=torch.Generator().manual_seed(0))
+    logits[1, 17] = logits[1, 900] = 50.0  # a tie: the first index wins, as torch's argmax
+    logits[2] = 0.0
+    seen = torch.zeros(4, 1000, dtype=torch.bool)
+    picked = next_token(logits, seen, greedy(), None)
+    assert picked.dtype == torch.int64 and torch.equal(picked, logits.argmax(-1))
+    assert picked[1] == 17 and picked[2] == 0
+    assert torch.equal(next_token(logits[:, ::2], seen[:, ::2], greedy(), None), logits[:, ::2].argmax(-1))  # strided

@@ -4,10 +4,11 @@ A decode step's attention is small arithmetic spread over many torch ops: per la
 LayerNorms over the full width, the rotary tables and their application to q and k, the two cache writes
 and the attention itself, about 35 dispatches that cost far more than their arithmetic (about 75 µs of a
 layer's 150 µs outside the matrix products on the 2-core Xeon this project measures on, against about 15 µs
-for this kernel). `attend_step` does all of it for one new token per sequence, for every (sequence, head)
+for this kernel). `attend` does all of it for one new token per sequence, for every (sequence, head)
 pair: gain-only LayerNorm of q and k over the model width, GPT-NeoX rotary at the row's position, the new k
 and v written into the cache column, then softmax(q K^T / sqrt(D)) V over the visible columns. The plain
-twin is `dclm.model.openlm.Attention.forward`, which the tests compare it with.
+twin is `dclm.model.openlm.Attention.forward`; `dclm.generate.cpu.FastBlock` calls it, and the tests compare
+that block with the plain one.
 
 Everything is computed in float32 and rounded once where it is stored (the cache, the output), so a bf16
 model's results differ from the plain path's, which rounds after every op, by about a bf16 rounding.
@@ -132,26 +133,24 @@ _NO_MASK = np.zeros((1, 0), dtype=np.bool_)
 
 
 def applies(x: torch.Tensor, k_cache: torch.Tensor) -> bool:
-    """Whether `attend_step` takes a step with input x [B, 1, dim] and this [L, slots, H, S, D] cache."""
+    """Whether `attend` takes a step with input x [B, 1, dim] and this [L, slots, H, S, D] cache."""
     return (cpu_matmul.ENABLED and x.device.type == "cpu" and x.dim() == 3 and x.shape[1] == 1
             and x.dtype in (torch.float32, torch.bfloat16) and k_cache.dtype == x.dtype
             and k_cache.device.type == "cpu" and x.shape[0] <= k_cache.shape[1] and not torch.compiler.is_compiling()
             and not (torch.is_grad_enabled() and x.requires_grad) and cpu_matmul.pool_ready())
 
 
-def attend_step(qkv: torch.Tensor, gains: tuple[np.ndarray, np.ndarray], eps: float, inv_freq: np.ndarray,
-                positions: torch.Tensor, caches: tuple[np.ndarray, np.ndarray], layer: int, cols: torch.Tensor,
-                length: int, mask: torch.Tensor | None) -> torch.Tensor:
-    """qkv [B, 1, 3 dim] -> attention output [B, 1, dim] for one new token per row (see the module doc);
-    gains, inv_freq and caches as `cpu_matmul.as_array` gives them, cols [B] the cache column each row
-    writes, attention over columns [0, length), mask None or bool [B, 1, 1, length]."""
+def attend(qkv: np.ndarray, gains: tuple[np.ndarray, np.ndarray], eps: float, inv_freq: np.ndarray,
+           positions: np.ndarray, caches: tuple[np.ndarray, np.ndarray], layer: int, cols: np.ndarray,
+           length: int, mask: np.ndarray | None) -> np.ndarray:
+    """qkv [B, 3 dim] (in_proj's output) -> attention output [B, dim] for one new token per row (see the module
+    doc), on arrays as `cpu_matmul.as_array` gives them: gains [dim] (empty: no q/k norm), inv_freq [D/2],
+    caches [L, >= B, H, S, D]; positions [B] and cols [B] (the cache column each row writes) int64, attention
+    over columns [0, length), mask None or bool [B, length]."""
     b = qkv.shape[0]
     heads, hd = caches[0].shape[2], caches[0].shape[4]
-    out = np.empty((b, heads * hd), dtype=np.uint16 if qkv.dtype == torch.bfloat16 else np.float32)
-    m = _NO_MASK if mask is None else mask.reshape(b, length).contiguous().numpy()
+    out = np.empty((b, heads * hd), dtype=qkv.dtype)
     kernel = attend_parallel if b * heads * length * hd > _PARALLEL_WORK else attend_serial
-    kernel(cpu_matmul.as_array(qkv.reshape(b, -1)), gains[0], gains[1], np.float32(eps), inv_freq,
-           positions.reshape(b).contiguous().numpy(), caches[0], caches[1], layer,
-           cols.to(torch.int64).contiguous().numpy(), length, m, out)
-    y = torch.from_numpy(out)
-    return (y.view(torch.bfloat16) if qkv.dtype == torch.bfloat16 else y).view(b, 1, heads * hd)
+    kernel(qkv, gains[0], gains[1], np.float32(eps), inv_freq, positions, caches[0], caches[1], layer, cols, length,
+           _NO_MASK if mask is None else mask, out)
+    return out

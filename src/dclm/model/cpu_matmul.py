@@ -183,7 +183,7 @@ def rows_times_bf16(w, x, out):
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def rows_times_int8(q, s, x, out):
-    """out[r, i] = s[i] * sum_j q[i, j] x[r, j] for int8 q."""
+    """out[r, i] = s[i] * sum_j q[i, j] x[r, j] for int8 q; x and out float32, or both bf16 as uint16 bits."""
     n, k = q.shape
     rows = x.shape[0]
     for blk in prange((n + _ROW_BLOCK - 1) // _ROW_BLOCK):
@@ -195,17 +195,17 @@ def rows_times_int8(q, s, x, out):
                 a0 = a1 = a2 = a3 = np.float32(0.0)
                 for j in range(k):
                     wv = np.float32(q[i, j])
-                    a0 += wv * x[r, j]
-                    a1 += wv * x[r + 1, j]
-                    a2 += wv * x[r + 2, j]
-                    a3 += wv * x[r + 3, j]
-                out[r, i], out[r + 1, i], out[r + 2, i], out[r + 3, i] = a0 * si, a1 * si, a2 * si, a3 * si
+                    a0 += wv * _widen(x[r, j])
+                    a1 += wv * _widen(x[r + 1, j])
+                    a2 += wv * _widen(x[r + 2, j])
+                    a3 += wv * _widen(x[r + 3, j])
+                _store4(out, r, i, a0 * si, a1 * si, a2 * si, a3 * si)
                 r += 4
             while r < rows:
                 acc = np.float32(0.0)
                 for j in range(k):
-                    acc += np.float32(q[i, j]) * x[r, j]
-                out[r, i] = acc * si
+                    acc += np.float32(q[i, j]) * _widen(x[r, j])
+                out[r, i] = _stored(out, acc * si)
                 r += 1
 
 
@@ -314,15 +314,22 @@ def to_int4pack(packed: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor)
     return out.view(n, half_k), sz
 
 
-def linear_int4pack(x: torch.Tensor, pack: torch.Tensor, sz: torch.Tensor) -> torch.Tensor | None:
-    """x [..., K] @ w.T through torch's int4 kernel on `to_int4pack`'s tensors (activations rounded to bf16,
-    which that kernel needs to be fast), or None where the fast path does not apply."""
+def int4pack_product(x: np.ndarray, pack: torch.Tensor, sz: torch.Tensor) -> np.ndarray:
+    """x [rows, K] @ w.T through torch's int4 kernel on `to_int4pack`'s tensors, x an array as `as_array` gives
+    it and the result in its layout (activations rounded to bf16, which that kernel needs to be fast)."""
+    xt = from_array(x)
     k = 2 * pack.shape[1]
-    rows = _rows(x, k)
+    y = torch._weight_int4pack_mm_for_cpu(xt.to(torch.bfloat16), pack, k // sz.shape[0], sz)
+    return as_array(y.to(xt.dtype))
+
+
+def linear_int4pack(x: torch.Tensor, pack: torch.Tensor, sz: torch.Tensor) -> torch.Tensor | None:
+    """x [..., K] @ w.T through torch's int4 kernel (`int4pack_product`), or None where the fast path does not
+    apply."""
+    rows = _rows(x, 2 * pack.shape[1])
     if not rows:
         return None
-    y = torch._weight_int4pack_mm_for_cpu(x.detach().reshape(rows, k).to(torch.bfloat16), pack, k // sz.shape[0], sz)
-    return y.reshape(*x.shape[:-1], pack.shape[0]).to(x.dtype)
+    return from_array(int4pack_product(_bits(x.contiguous(), rows), pack, sz)).view(*x.shape[:-1], pack.shape[0])
 
 
 def _rows(x: torch.Tensor, k: int) -> int:
@@ -365,6 +372,12 @@ def as_array(t: torch.Tensor) -> np.ndarray:
     return (t.view(torch.uint16) if t.dtype == torch.bfloat16 else t).numpy()
 
 
+def from_array(a: np.ndarray) -> torch.Tensor:
+    """`as_array`'s inverse, no copy: uint16 bits as bf16, other dtypes as they are."""
+    t = torch.from_numpy(a)
+    return t.view(torch.bfloat16) if a.dtype == np.uint16 else t
+
+
 def _bits(t: torch.Tensor, rows: int) -> np.ndarray:
     """A contiguous float32 or bf16 tensor as a [rows, -1] array (`as_array`)."""
     return as_array(t.reshape(rows, t.shape[-1]))
@@ -396,6 +409,22 @@ def _dot_kernels():
     return _dot
 
 
+def rows_product(w: np.ndarray, x: np.ndarray) -> np.ndarray | None:
+    """x [rows, K] @ w[N, K].T on arrays as `as_array` gives them (float32, or bf16 as uint16 bits), the result
+    in x's layout; None where no kernel takes the pair (bf16 activations on float32 weights, float32 ones on bf16
+    weights with an odd K)."""
+    dot, dot_bf16 = _dot_kernels()
+    if w.dtype == x.dtype and (x.dtype == np.float32 or dot_bf16):
+        kernel = dot
+    elif w.dtype == np.uint16 and w.shape[1] % 2 == 0:  # the widening kernel reads bf16 weights in pairs
+        kernel, w = rows_times_bf16, w.view(np.uint32)
+    else:
+        return None
+    out = np.empty((x.shape[0], w.shape[0]), dtype=x.dtype)
+    kernel(w, x, out)
+    return out
+
+
 def linear(x: torch.Tensor, weight: torch.Tensor, view: np.ndarray | None = None) -> torch.Tensor | None:
     """x [..., K] @ weight[N, K].T for float32 or bf16 weights, or None when the path does not apply.
     `view`: `weight_view(weight)`, made once by a caller that keeps it."""
@@ -405,25 +434,19 @@ def linear(x: torch.Tensor, weight: torch.Tensor, view: np.ndarray | None = None
             return None
     if torch.is_grad_enabled() and weight.requires_grad:
         return None
-    n, k = view.shape
-    dot, dot_bf16 = _dot_kernels()
-    if weight.dtype == torch.float32 and x.dtype == torch.float32:
-        kernel, w = dot, view
-    elif weight.dtype != torch.bfloat16 or x.dtype not in (torch.float32, torch.bfloat16):
-        return None
-    elif x.dtype == torch.bfloat16 and dot_bf16:
-        kernel, w = dot, view
-    elif k % 2 == 0:  # the widening kernel reads bf16 weights in pairs
-        kernel, w = rows_times_bf16, view.view(np.uint32)
-    else:
-        return None
-    rows = _rows(x, k)
+    rows = _rows(x, view.shape[1])
     if not rows:
         return None
-    out = np.empty((rows, n), dtype=np.uint16 if x.dtype == torch.bfloat16 else np.float32)
-    kernel(w, _bits(x.contiguous(), rows), out)
-    y = torch.from_numpy(out)
-    return (y.view(torch.bfloat16) if x.dtype == torch.bfloat16 else y).view(*x.shape[:-1], n)
+    out = rows_product(view, _bits(x.contiguous(), rows))
+    return None if out is None else from_array(out).view(*x.shape[:-1], view.shape[0])
+
+
+def int8_product(q: np.ndarray, s: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """x [rows, K] @ (q * s[:, None]).T for int8 q [N, K] and float32 s [N], on arrays as `as_array` gives
+    them (x float32 or bf16 bits), the result in x's layout."""
+    out = np.empty((x.shape[0], q.shape[0]), dtype=x.dtype)
+    rows_times_int8(q, s, x, out)
+    return out
 
 
 def linear_int8(x: torch.Tensor, q: torch.Tensor, scales: torch.Tensor) -> torch.Tensor | None:
@@ -433,9 +456,8 @@ def linear_int8(x: torch.Tensor, q: torch.Tensor, scales: torch.Tensor) -> torch
     rows = _rows(x, q.shape[1])
     if not rows:
         return None
-    out = np.empty((rows, q.shape[0]), dtype=np.float32)
-    rows_times_int8(q.numpy(), scales.numpy(), _x32(x, rows).numpy(), out)
-    return _finish(out, x)
+    out = int8_product(q.numpy(), scales.numpy(), _bits(x.contiguous(), rows))
+    return from_array(out).view(*x.shape[:-1], q.shape[0])
 
 
 def linear_int4(x: torch.Tensor, packed: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor) -> torch.Tensor | None:
