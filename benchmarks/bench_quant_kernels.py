@@ -3,7 +3,8 @@
 dclm's numba kernels (`dclm.model.cpu_matmul`: float32, bf16, int8, int4; bf16 weights times a bf16
 model's bf16 activations go through `dclm.model.cpu_dot` on CPUs with AVX-512 BF16) against torch's
 F.linear (float32, bf16) and torch's weight-only kernels (`torch._weight_int8pack_mm`, `torch._weight_int4pack_mm_for_cpu` on
-weights repacked by `cpu_matmul.to_int4pack`, dclm's int4 decode path; both with bf16 activations). --layers copies of the layer are
+weights repacked by `cpu_matmul.to_int4pack`; both with bf16 activations), and on CPUs with AVX-512 VNNI
+dclm's int4 x int8 kernel (`dclm.model.cpu_vnni`, dclm's int4 decode path there). --layers copies of the layer are
 swept per call so the weights come from memory, not from the last-level cache (on a CPU with a last-level
 cache as large as the 300 MB of the Xeon this project measures on, the int8 and int4 copies still fit); the candidates take turns in
 every repeat and the best repeat counts. Outputs are not compared here (tests do that for dclm's
@@ -40,6 +41,7 @@ def main() -> int:
 
     from dclm.generate.quantize import quantize_int4, quantize_int8
     from dclm.model import cpu_matmul as cm
+    from dclm.model import cpu_vnni
 
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(0)
@@ -74,6 +76,9 @@ def main() -> int:
             "torch _weight_int4pack_mm_for_cpu (bf16 x)":
                 lambda m: torch._weight_int4pack_mm_for_cpu(xb[m["k"]], m["tp"], GROUP, m["tsz"]),
         }
+        if cpu_vnni.vnni_available():
+            cands["numba int4 x int8 (AVX-512 VNNI; dclm's int4 path there)"] = \
+                lambda m: cpu_vnni.linear(x[m["k"]], m["p"], m["s4"], m["z4"])
         best = {}
         with torch.inference_mode():
             for r in range(args.repeats + 1):  # round 0 warms up

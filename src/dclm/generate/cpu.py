@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dclm.generate.quantize import QuantLinear
-from dclm.model import cpu_attention, cpu_block, cpu_matmul
+from dclm.model import cpu_attention, cpu_block, cpu_matmul, cpu_vnni
 from dclm.model.openlm import Block
 
 
@@ -49,11 +49,12 @@ class FastLinear(nn.Module):
 
 
 class FastQuantLinear(QuantLinear):
-    """QuantLinear whose few CPU rows go through the int8 / int4 kernels. int4 weights are repacked once, at
-    the swap, into the layout of torch's own int4 kernel where it takes them (`cpu_matmul.to_int4pack`, about a
-    millisecond per matrix), since that kernel decodes faster than the numba one
-    (`benchmarks/bench_quant_kernels.py`); float32 copies of the (small) scales and zeros and the repacked
-    weights live in non-persistent buffers, so the state dict is QuantLinear's."""
+    """QuantLinear whose few CPU rows go through the int8 / int4 kernels. int4 in groups of 128 on a CPU with
+    AVX-512 VNNI goes through `cpu_vnni` (int8-quantized activations, as llama.cpp's Q4_0 x Q8_0); other int4
+    weights are repacked once, at the swap, into the layout of torch's own int4 kernel where it takes them
+    (`cpu_matmul.to_int4pack`, about a millisecond per matrix), which decodes faster than the numba loop that
+    serves the rest (`benchmarks/bench_quant_kernels.py`). float32 copies of the (small) scales and zeros and
+    the repacked weights live in non-persistent buffers, so the state dict is QuantLinear's."""
 
     @classmethod
     def wrap(cls, q: QuantLinear) -> "FastQuantLinear":
@@ -64,9 +65,10 @@ class FastQuantLinear(QuantLinear):
             m.register_buffer(name, buf)
         m.register_buffer("scales32", q.scales.float().contiguous(), persistent=False)
         m.register_buffer("int4pack", None, persistent=False)
+        m.vnni = q.bits == 4 and cpu_matmul.ENABLED and cpu_vnni.applies(tuple(q.qweight.shape), q.scales.shape[1])
         if q.bits == 4:
             m.register_buffer("zeros32", q.zeros.float().contiguous(), persistent=False)
-            pack = cpu_matmul.to_int4pack(q.qweight, q.scales, q.zeros)
+            pack = None if m.vnni else cpu_matmul.to_int4pack(q.qweight, q.scales, q.zeros)
             if pack is not None:
                 m.register_buffer("int4pack", pack[0], persistent=False)
                 m.register_buffer("int4pack_sz", pack[1], persistent=False)
@@ -75,6 +77,8 @@ class FastQuantLinear(QuantLinear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.bits == 8:
             y = cpu_matmul.linear_int8(x, self.qweight, self.scales32)
+        elif self.vnni:
+            y = cpu_vnni.linear(x, self.qweight, self.scales32, self.zeros32)
         elif self.int4pack is not None:
             y = cpu_matmul.linear_int4pack(x, self.int4pack, self.int4pack_sz)
         else:
@@ -84,10 +88,13 @@ class FastQuantLinear(QuantLinear):
     def decode(self, x: np.ndarray) -> np.ndarray:
         """`forward` on a decode step's activations [rows, K] as `cpu_matmul.as_array` gives them, in that layout."""
         q = self.qweight
-        if self.bits == 8 and q.dtype == torch.int8 and q.is_contiguous() and len(x) <= cpu_matmul.MAX_ROWS:
-            return cpu_matmul.int8_product(q.numpy(), self.scales32.numpy(), x)
-        if self.int4pack is not None and len(x) <= cpu_matmul.MAX_ROWS:
-            return cpu_matmul.int4pack_product(x, self.int4pack, self.int4pack_sz)
+        if len(x) <= cpu_matmul.MAX_ROWS and q.is_contiguous():
+            if self.bits == 8 and q.dtype == torch.int8:
+                return cpu_matmul.int8_product(q.numpy(), self.scales32.numpy(), x)
+            if self.vnni and q.dtype == torch.uint8:
+                return cpu_vnni.int4_product(q.numpy(), self.scales32.numpy(), self.zeros32.numpy(), x)
+            if self.int4pack is not None:
+                return cpu_matmul.int4pack_product(x, self.int4pack, self.int4pack_sz)
         return _through(self, x)
 
     def decode_weights(self) -> torch.Tensor:
