@@ -19,7 +19,9 @@ import os
 import resource
 import time
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see dclm.generate.passive_openmp
+from dclm.generate import passive_openmp
+
+passive_openmp()  # before torch loads, as the CLI does
 
 
 def loadavg() -> list[float]:

@@ -31,7 +31,9 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see dclm.generate.passive_openmp
+from dclm.generate import passive_openmp
+
+passive_openmp()  # before torch loads, as the CLI does
 
 PROMPT = "The capital of France is"
 

@@ -23,7 +23,9 @@ import json
 import os
 import time
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see dclm.generate.passive_openmp
+from dclm.generate import passive_openmp
+
+passive_openmp()  # before torch loads, as the CLI does
 
 SHAPES = [(3072, 1024), (1024, 1024), (5632, 1024), (1024, 2816)]  # in_proj, out_proj, w12, w3 of 411M
 GROUP = 128

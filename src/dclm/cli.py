@@ -54,8 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from dclm.generate import passive_openmp
 
-    # before torch or numba load: the verbs that run both in one process (demo, experiment, generate) would
-    # otherwise have two OpenMP pools spinning against each other
+    # before torch or numba load: OpenMP threads that spin briefly, then sleep (see passive_openmp)
     passive_openmp()
     parser = build_parser()
     args = parser.parse_args(argv)

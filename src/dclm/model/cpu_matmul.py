@@ -33,11 +33,9 @@ Streaming also needs the weights on 2 MiB pages: the hardware prefetchers stop a
 boundary, and torch allocates tensors on 4 KiB pages. `use_huge_pages(tensors)` moves tensors into one
 transparent-huge-page mapping (about 30% faster decoding on that machine).
 
-The process runs two OpenMP pools, torch's and numba's (each wheel brings its own libgomp), and by default
-an idle OpenMP thread spins for a while before it sleeps: on a machine with as many cores as threads, each
-pool's spinning then steals the cores the other needs, and decoding a token (about a hundred alternations)
-ran about 10 times slower on the 2-core machine. `dclm.generate.passive_openmp()` makes idle threads sleep;
-it must run before torch is imported (`dclm generate`, `dclm quantize` and the benchmarks call it first).
+numba's parallel kernels share torch's OpenMP threads, which `dclm.generate.passive_openmp()` lets spin for
+about half a millisecond before they sleep, so that a decode step's back-to-back launches find them awake;
+it must run before torch is imported (the CLI and the benchmarks call it first).
 
 Each wrapper returns None where its path does not apply (more than `MAX_ROWS` rows, a gradient needed,
 torch.compile tracing, `DCLM_CPU_MATMUL=0`, or a process forked after the path ran: numba terminates a
@@ -52,7 +50,7 @@ import os
 
 from dclm.generate import passive_openmp
 
-passive_openmp()  # before numba's pool starts (torch's pool has read it already unless the caller ran it first)
+passive_openmp()  # takes effect only where torch is not loaded yet (the CLI runs it first)
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

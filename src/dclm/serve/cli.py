@@ -26,7 +26,7 @@ def _run(ns) -> int:
 
     from dclm.generate import passive_openmp
 
-    passive_openmp()  # before torch loads: torch's and numba's OpenMP pools must not spin against each other
+    passive_openmp()  # before torch loads
     from dclm.runtime.config import config_from_args
     from dclm.serve.config import ServeConfig
     from dclm.serve.run import run_serve
