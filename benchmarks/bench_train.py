@@ -18,7 +18,11 @@ import platform
 import statistics
 import time
 
-import torch
+from dclm.generate import passive_openmp
+
+passive_openmp()  # before torch loads, as `dclm train` (the CLI) does
+
+import torch  # noqa: E402
 
 
 def llama_like(args, attn: str):

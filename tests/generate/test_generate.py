@@ -1,6 +1,7 @@
 """Our decode loop, sampling and the generate CLI."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -143,3 +144,16 @@ def test_greedy_pick_is_torchs_argmax_ties_included():
     assert picked.dtype == torch.int64 and torch.equal(picked, logits.argmax(-1))
     assert picked[1] == 17 and picked[2] == 0
     assert torch.equal(next_token(logits[:, ::2], seen[:, ::2], greedy(), None), logits[:, ::2].argmax(-1))  # strided
+
+
+def test_openmp_threads_spin_briefly_unless_the_user_chose(monkeypatch):
+    from dclm.generate import passive_openmp
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    passive_openmp()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE" and os.environ["GOMP_SPINCOUNT"] == "20000"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    monkeypatch.delenv("GOMP_SPINCOUNT")
+    passive_openmp()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE" and "GOMP_SPINCOUNT" not in os.environ
