@@ -53,6 +53,36 @@ _BFloat._create_instance()
 _LANES = ir.VectorType(ir.FloatType(), 16)  # the float32 accumulators: one 64-byte register
 
 
+def unrolled(context, builder, count, unroll: int, step) -> None:
+    """IR for step(c, c % unroll) over c in [0, count): `unroll` steps a round, then the rest on slot 0 (each
+    slot its own accumulators, so that consecutive steps do not wait on each other's result)."""
+    def const(v):
+        return context.get_constant(types.intp, v)
+
+    rounds = builder.sdiv(count, const(unroll))
+    with cgutils.for_range(builder, rounds) as loop:
+        base = builder.mul(loop.index, const(unroll))
+        for u in range(unroll):
+            step(builder.add(base, const(u)), u)
+    done = builder.mul(rounds, const(unroll))
+    with cgutils.for_range(builder, builder.sub(count, done)) as loop:
+        step(builder.add(done, loop.index), 0)
+
+
+def lane_total(builder, accs):
+    """The float32 sum of all lanes of the <16 x float> accumulators `accs` (pointers): added together, then
+    halved as a tree (4 adds, not 15 in a row)."""
+    v = builder.load(accs[0])
+    for acc in accs[1:]:
+        v = builder.fadd(v, builder.load(acc))
+    width = 16
+    while width > 1:
+        width //= 2
+        upper = ir.Constant(ir.VectorType(ir.IntType(32), 16), [j + width if j < width else j for j in range(16)])
+        v = builder.fadd(v, builder.shuffle_vector(v, ir.Constant(_LANES, ir.Undefined), upper))
+    return builder.extract_element(v, ir.IntType(32)(0))
+
+
 def _dot_codegen(kind: str, nrows: int, unroll: int):
     """IR for the sums over whole lines c of w[i, line c] . x[r + t, line c], t < nrows, for `kind` "f32"
     (16 floats a line) or "bf16" (32 bf16 values): `unroll` accumulators per row, so that consecutive
@@ -95,23 +125,8 @@ def _dot_codegen(kind: str, nrows: int, unroll: int):
                 xl = builder.load(builder.gep(x_vecs[t], [c]), align=align)
                 builder.store(mac(builder.load(accs[t][u]), wl, xl), accs[t][u])
 
-        rounds = builder.sdiv(lines, const(unroll))
-        with cgutils.for_range(builder, rounds) as loop:
-            base = builder.mul(loop.index, const(unroll))
-            for u in range(unroll):
-                step(builder.add(base, const(u)), u)
-        done = builder.mul(rounds, const(unroll))
-        with cgutils.for_range(builder, builder.sub(lines, done)) as loop:
-            step(builder.add(done, loop.index), 0)
-        sums = []
-        for t in range(nrows):
-            total_lanes = builder.load(accs[t][0])
-            for u in range(1, unroll):
-                total_lanes = builder.fadd(total_lanes, builder.load(accs[t][u]))
-            total = builder.extract_element(total_lanes, ir.IntType(32)(0))
-            for lane in range(1, 16):
-                total = builder.fadd(total, builder.extract_element(total_lanes, ir.IntType(32)(lane)))
-            sums.append(total)
+        unrolled(context, builder, lines, unroll, step)
+        sums = [lane_total(builder, accs[t]) for t in range(nrows)]
         return sums[0] if nrows == 1 else context.make_tuple(builder, signature.return_type, sums)
 
     return codegen

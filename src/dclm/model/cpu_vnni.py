@@ -31,6 +31,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from dclm.model import cpu_matmul
+from dclm.model.cpu_dot import lane_total, unrolled
 from dclm.model.cpu_matmul import _ROW_BLOCK, _store4, _stored, _widen
 from dclm.prefetch import prefetch_l2
 
@@ -96,25 +97,8 @@ def _q4_codegen(nrows: int):
                                                 ir.Constant(_F32, ir.Undefined), lane0)
                 builder.store(builder.call(fma, [builder.sitofp(sums, _F32), spread, builder.load(accs[t][u])]), accs[t][u])
 
-        rounds = builder.sdiv(groups, const(_UNROLL))
-        with cgutils.for_range(builder, rounds) as loop:
-            base = builder.mul(loop.index, const(_UNROLL))
-            for u in range(_UNROLL):
-                step(builder.add(base, const(u)), u)
-        done = builder.mul(rounds, const(_UNROLL))
-        with cgutils.for_range(builder, builder.sub(groups, done)) as loop:
-            step(builder.add(done, loop.index), 0)
-        totals = []
-        for t in range(nrows):
-            v = builder.load(accs[t][0])
-            for u in range(1, _UNROLL):
-                v = builder.fadd(v, builder.load(accs[t][u]))
-            width = 16
-            while width > 1:  # a tree of halves: 4 adds, not 15 in a row
-                width //= 2
-                upper = ir.Constant(_I32, [j + width if j < width else j for j in range(16)])
-                v = builder.fadd(v, builder.shuffle_vector(v, ir.Constant(_F32, ir.Undefined), upper))
-            totals.append(builder.extract_element(v, ir.IntType(32)(0)))
+        unrolled(context, builder, groups, _UNROLL, step)
+        totals = [lane_total(builder, accs[t]) for t in range(nrows)]
         return totals[0] if nrows == 1 else context.make_tuple(builder, signature.return_type, totals)
 
     return codegen
