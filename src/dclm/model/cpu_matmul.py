@@ -10,9 +10,10 @@ memory's pace (decode tok/s with and without the hint: `benchmarks/bench_quant.p
 them with fastmath for the machine it runs on (AVX-512 where the CPU has it, plain SIMD elsewhere). torch's
 own weight-only kernels are measured beside them in `benchmarks/bench_quant_kernels.py`:
 `_weight_int8pack_mm` slower than the int8 loop here, `_weight_int4pack_mm_for_cpu` faster than the int4
-loop (with bf16 activations; float32 ones ran 5-10x slower), so int4 weights are repacked into its layout
-once, when the kernels are swapped in (`to_int4pack`, a numba pass checked against torch's own converter),
-and the numba int4 loop serves where torch's kernel does not apply.
+loop (with bf16 activations; float32 ones ran 5-10x slower), so on CPUs without AVX-512 VNNI (where
+`dclm.model.cpu_vnni`'s int4 x int8 kernel is faster still) int4 weights are repacked into its layout once,
+when the kernels are swapped in (`to_int4pack`, a numba pass checked against torch's own converter), and the
+numba int4 loop serves where neither applies.
 
 The kernels and their layouts:
 - float32 `w[N, K]` (decoding runs `dclm.model.cpu_dot`'s explicit-SIMD version of this loop, which keeps

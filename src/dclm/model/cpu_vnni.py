@@ -11,8 +11,9 @@ weights w = q * s[i, g] + z[i, g]:
 
 where the integer dot is exact and xsum is the float sum of x over the group. Against torch's own int4
 kernel (`torch._weight_int4pack_mm_for_cpu`, which dclm otherwise decodes int4 through) this streamed a
-5632 x 1024 matrix in about 100 µs against 145 on the 2-core Xeon this project measures on
-(`benchmarks/bench_quant_kernels.py`), at about the machine's read bandwidth, with no repacking at load.
+5632 x 1024 matrix in about 95 µs against 142 on the 2-core Xeon this project measures on, about the
+machine's read bandwidth, and took a 411M int4 token from 13.0 to 7.9 ms (same-process checks; the kernels
+side by side: `benchmarks/bench_quant_kernels.py`), with no repacking at load.
 The cost is the activations' rounding to 8 bits per group (about 0.4% of a group's largest value), the
 trade llama.cpp makes; `benchmarks/bench_quant.py` reports the perplexity and greedy agreement it gives.
 
