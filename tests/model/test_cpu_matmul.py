@@ -226,6 +226,19 @@ def test_int8_kernel_matches_dequantized_reference(n, k, rows):
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5 * k**0.5)
 
 
+@pytest.mark.parametrize("rows", [1, 5])
+def test_int8_kernel_takes_bf16_activations(rows):
+    """A bf16 model's activations go in as they are and come out rounded to bf16 once."""
+    g = torch.Generator().manual_seed(rows)
+    q, s = quantize_int8(torch.randn(70, 96, generator=g))
+    x = torch.randn(rows, 96, generator=g).bfloat16()
+    with torch.no_grad():
+        out = cpu_matmul.linear_int8(x, q, s.float())
+    ref = F.linear(x.double(), dequantize_int8(q, s, torch.float64))
+    assert out is not None and out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.double(), ref.bfloat16().double(), rtol=1e-2, atol=1e-2)
+
+
 @pytest.mark.parametrize("n,k,group", [(1, 2, 2), (31, 6, 6), (33, 64, 32), (100, 130, 130), (257, 512, 128), (40, 96, 32)])
 @pytest.mark.parametrize("rows", [1, 2, 3, 5, 16])
 def test_int4_kernel_matches_dequantized_reference(n, k, group, rows):
