@@ -147,6 +147,9 @@ def test_bf16_kernel_matches_f_linear(n, k, rows):
     for x in (torch.randn(rows, k, generator=g), torch.randn(rows, k, generator=g).bfloat16()):
         with torch.no_grad():
             out = cpu_matmul.linear(x, w)
+        if x.dtype == torch.bfloat16 and _torch_takes_bf16(rows):
+            assert out is None
+            continue
         assert out is not None and out.dtype == x.dtype and out.shape == (rows, n)
         ref = (x.double() @ w.double().T).to(x.dtype)  # bf16 -> float32 is exact: only the sum order differs
         torch.testing.assert_close(out, ref, rtol=1e-2 if x.dtype == torch.bfloat16 else 1e-5, atol=1e-4 * k**0.5)
@@ -200,7 +203,23 @@ def test_bf16_dot_kernel_matches_its_plain_twin(n, k, rows):
                                    plain.view(torch.uint16).numpy())
         torch.testing.assert_close(fast, plain, rtol=2**-7, atol=1e-5 * k**0.5)
     with torch.no_grad():
-        assert torch.equal(cpu_matmul.linear(x, w), fast)  # the path bf16 models decode through
+        via = cpu_matmul.linear(x, w)  # the path bf16 models decode through
+    assert via is None if _torch_takes_bf16(rows) else torch.equal(via, fast)
+
+
+def _torch_takes_bf16(rows: int) -> bool:
+    """Whether bf16 x bf16 products of this many rows are left to torch's AMX product."""
+    return cpu_dot.host_has("amx-bf16") and rows > cpu_matmul._TORCH_BF16_ROWS
+
+
+@pytest.mark.skipif(not _torch_takes_bf16(8), reason="no AMX-BF16 here: dclm's kernel takes every row count")
+def test_bf16_products_past_the_amx_crossover_go_to_torch():
+    lin = FastLinear(torch.nn.Parameter(torch.randn(48, 64).bfloat16(), requires_grad=False))
+    x = torch.randn(8, 64).bfloat16()
+    with torch.no_grad():
+        ref = F.linear(x, lin.weight)
+        assert torch.equal(lin(x), ref)
+        assert torch.equal(cpu_matmul.from_array(lin.decode(cpu_matmul.as_array(x))), ref)
 
 
 def test_fast_linear_follows_its_weight_when_the_storage_moves():

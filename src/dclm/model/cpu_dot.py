@@ -26,16 +26,21 @@ from numba.extending import intrinsic
 
 from dclm.model.cpu_matmul import _ROW_BLOCK, _prefetch_ahead, _store4, _stored, _widen
 
-_supported: list[bool] = []
+_features: dict[str, bool] = {}
+
+
+def host_has(feature: str) -> bool:
+    """Whether this CPU has an instruction set extension, by LLVM's name for it (avx512bf16, amx-bf16, ...)."""
+    if not _features:
+        import llvmlite.binding as llvm
+
+        _features.update((k, bool(v)) for k, v in llvm.get_host_cpu_features().items())
+    return _features.get(feature, False)
 
 
 def bf16_available() -> bool:
-    """Whether this CPU has `vdpbf16ps` (LLVM's name for the feature: avx512bf16)."""
-    if not _supported:
-        import llvmlite.binding as llvm
-
-        _supported.append(bool(llvm.get_host_cpu_features().get("avx512bf16", False)))
-    return _supported[0]
+    """Whether this CPU has `vdpbf16ps` (AVX-512 BF16)."""
+    return host_has("avx512bf16")
 
 
 class _BFloat(ir.types._BaseFloatType):

@@ -63,6 +63,10 @@ from dclm.prefetch import prefetch_l2  # noqa: E402
 
 MAX_ROWS = 16
 _ROW_BLOCK = 32  # output rows per parallel task
+# bf16 x bf16 products of more rows go to torch's F.linear where the CPU has AMX: oneDNN's AMX kernel costs
+# the same at 1 row as at 16, and passes dclm's `vdpbf16ps` loop at about 7 rows (411M matrices on the Xeon:
+# 1.43 against 1.60 ms a layer at 8 rows, 1.49 against 2.56 at 16; batch-8 bf16 decoding 150 -> 163 tok/s)
+_TORCH_BF16_ROWS = 6
 _AHEAD = 4  # a task asks for the weights of the row this many rows ahead of the one it computes
 _numba_threads = [0]  # the torch thread count numba's pool was last set to
 _pool_pid = [0]  # the process whose numba (GNU OpenMP) pool the kernels run in
@@ -400,19 +404,21 @@ def weight_view(weight: torch.Tensor) -> np.ndarray | None:
 
 
 def _dot_kernels():
-    """`cpu_dot`'s kernel and whether it takes bf16 here (AVX-512 BF16), imported once."""
+    """`cpu_dot`'s kernel, whether it takes bf16 here (AVX-512 BF16), and whether the CPU has AMX-BF16."""
     if not _dot:
         from dclm.model import cpu_dot
 
-        _dot.extend((cpu_dot.rows_times_dot, cpu_dot.bf16_available()))
+        _dot.extend((cpu_dot.rows_times_dot, cpu_dot.bf16_available(), cpu_dot.host_has("amx-bf16")))
     return _dot
 
 
 def rows_product(w: np.ndarray, x: np.ndarray) -> np.ndarray | None:
     """x [rows, K] @ w[N, K].T on arrays as `as_array` gives them (float32, or bf16 as uint16 bits), the result
     in x's layout; None where no kernel takes the pair (bf16 activations on float32 weights, float32 ones on bf16
-    weights with an odd K)."""
-    dot, dot_bf16 = _dot_kernels()
+    weights with an odd K) or torch's product is the faster one (`_TORCH_BF16_ROWS`)."""
+    dot, dot_bf16, amx = _dot_kernels()
+    if amx and w.dtype == x.dtype == np.uint16 and x.shape[0] > _TORCH_BF16_ROWS:
+        return None
     if w.dtype == x.dtype and (x.dtype == np.float32 or dot_bf16):
         kernel = dot
     elif w.dtype == np.uint16 and w.shape[1] % 2 == 0:  # the widening kernel reads bf16 weights in pairs

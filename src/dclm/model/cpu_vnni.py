@@ -32,13 +32,12 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from dclm.model import cpu_matmul
-from dclm.model.cpu_dot import lane_total, unrolled
+from dclm.model.cpu_dot import host_has, lane_total, unrolled
 from dclm.model.cpu_matmul import _ROW_BLOCK, _store4, _stored, _widen
 from dclm.prefetch import prefetch_l2
 
 GROUP = 128  # inputs per group: one 64-byte line of packed codes
 _AHEAD_BYTES = 8192  # how far ahead of the row being computed its task asks for weights
-_supported: list[bool] = []
 
 _I8 = ir.VectorType(ir.IntType(8), 64)
 _I16 = ir.VectorType(ir.IntType(16), 32)
@@ -48,13 +47,8 @@ _UNROLL = 4  # groups in flight per row: independent accumulators, so one group'
 
 
 def vnni_available() -> bool:
-    """Whether this CPU has AVX-512 VNNI and BW (LLVM's feature names)."""
-    if not _supported:
-        import llvmlite.binding as llvm
-
-        features = llvm.get_host_cpu_features()
-        _supported.append(bool(features.get("avx512vnni", False) and features.get("avx512bw", False)))
-    return _supported[0]
+    """Whether this CPU has AVX-512 VNNI and BW."""
+    return host_has("avx512vnni") and host_has("avx512bw")
 
 
 def _q4_codegen(nrows: int):
