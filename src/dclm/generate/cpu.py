@@ -31,20 +31,24 @@ class FastLinear(nn.Module):
         self.out_features, self.in_features = weight.shape
         self._view = (None, None)  # (storage address, cpu_matmul.weight_view), made again when the storage moves
 
+    def _weight_view(self) -> np.ndarray | None:
+        """`cpu_matmul.weight_view` of the weight, kept and made again when its storage moves."""
+        if self._view[0] != self.weight.data_ptr():
+            self._view = (self.weight.data_ptr(), cpu_matmul.weight_view(self.weight))
+        return self._view[1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.compiler.is_compiling():  # a traced step gets the plain product
-            if self._view[0] != self.weight.data_ptr():
-                self._view = (self.weight.data_ptr(), cpu_matmul.weight_view(self.weight))
-            y = cpu_matmul.linear(x, self.weight, self._view[1]) if self._view[1] is not None else None
+            view = self._weight_view()
+            y = cpu_matmul.linear(x, self.weight, view) if view is not None else None
             if y is not None:
                 return y
         return F.linear(x, self.weight.to(x.dtype))
 
     def decode(self, x: np.ndarray) -> np.ndarray:
         """`forward` on a decode step's activations [rows, K] as `cpu_matmul.as_array` gives them, in that layout."""
-        if self._view[0] != self.weight.data_ptr():
-            self._view = (self.weight.data_ptr(), cpu_matmul.weight_view(self.weight))
-        out = cpu_matmul.rows_product(self._view[1], x) if self._view[1] is not None and len(x) <= cpu_matmul.MAX_ROWS else None
+        view = self._weight_view()
+        out = cpu_matmul.rows_product(view, x) if view is not None and len(x) <= cpu_matmul.MAX_ROWS else None
         return out if out is not None else _through(self, x)
 
 
